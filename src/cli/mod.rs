@@ -1,0 +1,254 @@
+//! The command-line interface: the clap tree, the argument groups shared by
+//! several commands (criteria, data, output), and the dispatch to one module
+//! per subcommand. Each subcommand module turns its arguments into a settings
+//! struct before any work starts, calls the domain modules, and prints.
+
+pub mod completion;
+pub mod query;
+pub mod recipe;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::builder::FalseyValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::error::NotBuilt;
+use crate::recipe::criteria::{
+    Accelerator, CriteriaFile, Intent, Os, Platform, Service, CRITERIA_KIND,
+};
+use crate::recipe::{Criteria, DataStore};
+use crate::serializer::{self, Format, Output};
+
+/// `aicr --version`: version, git commit and build date.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit: ",
+    env!("AICR_GIT_COMMIT"),
+    ", date: ",
+    env!("AICR_BUILD_DATE"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aicr",
+    about = "AI Cluster Runtime: capture GPU nodes, generate recipes, validate and bundle GPU Kubernetes stacks",
+    long_about = None,
+    version = LONG_VERSION,
+    disable_version_flag = true,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_help = "Exit codes: 0 ok, 1 validation findings, 2 invalid input or usage, 3 not found, \
+                  4 unauthorized, 5 timeout, 6 unavailable, 7 rate limited, 8 internal error."
+)]
+pub struct Cli {
+    /// Enable debug logging (full text logs with timestamps and sources)
+    #[arg(long, global = true, env = "AICR_DEBUG", value_parser = FalseyValueParser::new())]
+    pub debug: bool,
+
+    /// Write logs and errors as JSON lines on stderr
+    #[arg(long, global = true, env = "AICR_LOG_JSON", value_parser = FalseyValueParser::new())]
+    pub log_json: bool,
+
+    /// Print the version, git commit and build date
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture a node's configuration as a Snapshot (not built in this version yet)
+    Snapshot(NotBuiltArgs),
+    /// Generate a recipe (components, versions, values, constraints, order) for a cluster
+    Recipe(recipe::RecipeArgs),
+    /// Print one value or subtree of the fully hydrated recipe
+    Query(query::QueryArgs),
+    /// Check a recipe's constraints against a snapshot (not built in this version yet)
+    Validate(NotBuiltArgs),
+    /// Render deployment artifacts from a recipe (not built in this version yet)
+    Bundle(NotBuiltArgs),
+    /// Print a shell completion script
+    Completion(completion::CompletionArgs),
+}
+
+/// Arguments of a command that is not built yet: anything is accepted, so
+/// the answer is always "not built" rather than a flag error.
+#[derive(Debug, Args)]
+pub struct NotBuiltArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true, num_args = 0..)]
+    rest: Vec<String>,
+}
+
+/// How a command ended when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    match cli.command {
+        Command::Recipe(args) => recipe::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Completion(args) => completion::run(args),
+        Command::Snapshot(_) => Err(NotBuilt("snapshot").into()),
+        Command::Validate(_) => Err(NotBuilt("validate").into()),
+        Command::Bundle(_) => Err(NotBuilt("bundle").into()),
+    }
+}
+
+/// The criteria flags shared by `recipe` and `query`.
+#[derive(Debug, Args)]
+pub struct CriteriaArgs {
+    /// Kubernetes service: eks, gke, aks, oke, kind (any, self-managed: no service-specific overlay)
+    #[arg(long, value_name = "SERVICE", help_heading = "Criteria")]
+    pub service: Option<String>,
+
+    /// GPU model: h100, h200, gb200, b200, a100, l40
+    #[arg(
+        long,
+        visible_alias = "gpu",
+        value_name = "GPU",
+        help_heading = "Criteria"
+    )]
+    pub accelerator: Option<String>,
+
+    /// Workload intent: training, inference
+    #[arg(long, value_name = "INTENT", help_heading = "Criteria")]
+    pub intent: Option<String>,
+
+    /// Operating system of the GPU nodes: ubuntu, rhel, cos, amazonlinux (al2, al2023)
+    #[arg(long, value_name = "OS", help_heading = "Criteria")]
+    pub os: Option<String>,
+
+    /// Platform on top of the GPU stack: dynamo, kubeflow
+    #[arg(long, value_name = "PLATFORM", help_heading = "Criteria")]
+    pub platform: Option<String>,
+
+    /// Number of GPU nodes (0: unspecified)
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Criteria"
+    )]
+    pub nodes: Option<i64>,
+
+    /// RecipeCriteria file (YAML or JSON, `-` for stdin); flags override its fields
+    #[arg(
+        short = 'c',
+        long = "criteria",
+        value_name = "FILE",
+        help_heading = "Input"
+    )]
+    pub criteria_file: Option<String>,
+}
+
+impl CriteriaArgs {
+    /// The criteria from the file, if any, with the flags laid over it.
+    pub fn resolve(&self) -> Result<Criteria> {
+        let mut criteria = match &self.criteria_file {
+            Some(path) => read_criteria_file(path)?,
+            None => Criteria::default(),
+        };
+        let from_flags = Criteria {
+            service: flag(&self.service, Service::parse)?,
+            accelerator: flag(&self.accelerator, Accelerator::parse)?,
+            intent: flag(&self.intent, Intent::parse)?,
+            os: flag(&self.os, Os::parse)?,
+            platform: flag(&self.platform, Platform::parse)?,
+            nodes: self
+                .nodes
+                .map(crate::recipe::criteria::parse_nodes)
+                .transpose()?
+                .unwrap_or(0),
+        };
+        if self.criteria_file.is_some() {
+            for s in from_flags.stated() {
+                if let Some(old) = criteria.get(s.field).filter(|old| *old != s.value) {
+                    tracing::info!(
+                        "{} {} overrides {} {old:?} from the criteria file",
+                        s.flag,
+                        s.value,
+                        s.field
+                    );
+                }
+            }
+        }
+        criteria.overlay_with(&from_flags);
+        // A flag that says `any` explicitly clears the file's value.
+        macro_rules! clear_any {
+            ($($f:ident),*) => {$(
+                if self.$f.is_some() && from_flags.$f.is_none() {
+                    criteria.$f = None;
+                }
+            )*};
+        }
+        clear_any!(service, accelerator, intent, os, platform);
+        Ok(criteria)
+    }
+}
+
+fn flag<T>(
+    v: &Option<String>,
+    parse: fn(&str) -> Result<Option<T>, crate::recipe::Error>,
+) -> Result<Option<T>> {
+    Ok(v.as_deref().map(parse).transpose()?.flatten())
+}
+
+fn read_criteria_file(path: &str) -> Result<Criteria> {
+    let bytes = serializer::read_input(path)?;
+    let value = serializer::parse_value(&bytes, path, CRITERIA_KIND)?;
+    let file: CriteriaFile = serializer::typed_document(value, path, CRITERIA_KIND, false)?;
+    let criteria = file
+        .spec
+        .parse()
+        .with_context(|| format!("criteria file {path}"))?;
+    Ok(criteria)
+}
+
+/// `--data DIR`, shared by every command that reads recipe data.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Directory of recipe data layered over the embedded data; must hold registry.yaml
+    #[arg(long, value_name = "DIR", help_heading = "Input")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn open(&self) -> Result<DataStore> {
+        match &self.data {
+            None => Ok(DataStore::embedded()),
+            Some(dir) if !dir.exists() => {
+                Err(crate::recipe::Error::DataDirNotFound(dir.display().to_string()).into())
+            }
+            Some(dir) => Ok(DataStore::with_dir(dir)?),
+        }
+    }
+}
+
+/// Writes rendered data to its destination, after checking it.
+pub fn emit(output: &Output, text: &str) -> Result<()> {
+    output.write(text.as_bytes())?;
+    if let Output::File(p) = output {
+        tracing::info!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `-t/--format` default when not given.
+pub fn format_or(f: Option<Format>, default: Format) -> Format {
+    f.unwrap_or(default)
+}

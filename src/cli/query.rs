@@ -1,0 +1,63 @@
+//! `aicr query --selector PATH`: resolves the recipe like `aicr recipe`,
+//! hydrates every component's values, and prints the selected value. Scalars
+//! print bare for shell use; subtrees as YAML, JSON or a path/value table.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::Value;
+
+use super::{format_or, CriteriaArgs, DataArgs, ExitStatus};
+use crate::recipe::{query, Catalog, Criteria};
+use crate::serializer::{self, table, Format, Output};
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Path to select, yq-style: components.gpu-operator.values.driver.version,
+    /// deploymentOrder[0], components."name.with.dots"; '' or . for everything
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    pub selector: String,
+
+    #[command(flatten)]
+    pub criteria: CriteriaArgs,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Output format for subtrees (scalars print bare unless json)
+    #[arg(
+        short = 't',
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
+    pub format: Option<Format>,
+}
+
+struct Settings {
+    criteria: Criteria,
+    selector: String,
+    format: Format,
+}
+
+pub fn run(args: QueryArgs) -> Result<ExitStatus> {
+    // Check the selector's syntax before any work.
+    query::parse(&args.selector)?;
+    let settings = Settings {
+        criteria: args.criteria.resolve()?,
+        selector: args.selector.clone(),
+        format: format_or(args.format, Format::Yaml),
+    };
+    let store = args.data.open()?;
+    let catalog = Catalog::load(&store)?;
+    let recipe = catalog.resolve(&store, &settings.criteria)?;
+    let hydrated = recipe.hydrate(&store)?;
+    let selected = query::select(&hydrated, &settings.selector)?;
+    let text = match (selected, settings.format) {
+        (Value::Object(_) | Value::Array(_), f) => serializer::render(selected, f),
+        (scalar, Format::Json) => serializer::to_json(scalar),
+        (scalar, _) => format!("{}\n", table::scalar_text(scalar)),
+    };
+    Output::Stdout.write(text.as_bytes())?;
+    Ok(ExitStatus::Success)
+}

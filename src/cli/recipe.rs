@@ -1,0 +1,137 @@
+//! `aicr recipe`: criteria (flags, `-c FILE`) to a `RecipeResult`, or
+//! `--list` for the combinations the data supports.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::{emit, format_or, CriteriaArgs, DataArgs, ExitStatus};
+use crate::recipe::{Catalog, Criteria};
+use crate::serializer::{self, table, Format, Output};
+
+#[derive(Debug, Args)]
+pub struct RecipeArgs {
+    #[command(flatten)]
+    pub criteria: CriteriaArgs,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Where to write: a file path (written atomically) or - for stdout
+    #[arg(short = 'o', long, value_name = "PATH", help_heading = "Output")]
+    pub output: Option<String>,
+
+    /// Output format [default: yaml; table for --list]
+    #[arg(
+        short = 't',
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
+    pub format: Option<Format>,
+
+    /// List the criteria combinations that have overlays (filtered by any criteria given)
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Everything `recipe` needs, resolved before work starts.
+struct Settings {
+    criteria: Criteria,
+    output: Output,
+    format: Format,
+    list: bool,
+}
+
+impl Settings {
+    fn resolve(args: &RecipeArgs) -> Result<Settings> {
+        let output = Output::parse(args.output.as_deref());
+        output.check()?;
+        Ok(Settings {
+            criteria: args.criteria.resolve()?,
+            output,
+            format: format_or(
+                args.format,
+                if args.list {
+                    Format::Table
+                } else {
+                    Format::Yaml
+                },
+            ),
+            list: args.list,
+        })
+    }
+}
+
+pub fn run(args: RecipeArgs) -> Result<ExitStatus> {
+    let settings = Settings::resolve(&args)?;
+    let store = args.data.open()?;
+    let catalog = Catalog::load(&store)?;
+    let text = if settings.list {
+        render_list(&catalog, &settings.criteria, settings.format)
+    } else {
+        let recipe = catalog.resolve(&store, &settings.criteria)?;
+        tracing::debug!(overlays = ?recipe.metadata.applied_overlays, "recipe resolved");
+        match settings.format {
+            Format::Table => recipe.to_table(),
+            f => serializer::render(&recipe.to_value(), f),
+        }
+    };
+    emit(&settings.output, &text)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Every overlay that selects something, as the flags that reach it.
+fn render_list(catalog: &Catalog, filter: &Criteria, format: Format) -> String {
+    let mut rows: Vec<(String, &crate::recipe::catalog::Overlay)> = catalog
+        .overlays
+        .iter()
+        .filter(|o| o.criteria.specificity() > 0)
+        .filter(|o| {
+            filter
+                .stated()
+                .iter()
+                .all(|s| o.criteria.get(s.field) == Some(s.value))
+        })
+        .map(|o| (o.criteria.as_flags(), o))
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    if format == Format::Table {
+        let mut t = vec![[
+            "SERVICE",
+            "ACCELERATOR",
+            "INTENT",
+            "OS",
+            "PLATFORM",
+            "OVERLAY",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for (_, o) in &rows {
+            let c = &o.criteria;
+            let f = |field| c.get(field).unwrap_or("any").to_string();
+            t.push(vec![
+                f("service"),
+                f("accelerator"),
+                f("intent"),
+                f("os"),
+                f("platform"),
+                o.name.clone(),
+            ]);
+        }
+        return table::render(&t);
+    }
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|(flags, o)| {
+            json!({
+                "overlay": o.name,
+                "base": o.parent.clone().unwrap_or_default(),
+                "criteria": o.criteria,
+                "flags": flags,
+            })
+        })
+        .collect();
+    serializer::render(&Value::Array(list), format)
+}

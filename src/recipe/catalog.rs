@@ -1,0 +1,465 @@
+//! The overlay catalog: every `RecipeMetadata` overlay of the data, checked
+//! as a whole when loaded (kinds, unique names, existing parents, no
+//! inheritance cycles), and the resolution of a query into a `RecipeResult`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::criteria::Criteria;
+use super::metadata::{
+    sort_keys, ComponentRef, ComponentType, Constraint, OverlayDoc, OverlaySpec, Validation,
+    OVERLAY_KIND,
+};
+use super::registry::Registry;
+use super::result::{RecipeResult, ResultMetadata, RESULT_KIND};
+use super::store::{normalise, DataStore};
+use super::Error;
+use crate::serializer::{self, API_VERSION};
+
+/// The overlay every other one inherits from when `spec.base` is empty.
+pub const ROOT_OVERLAY: &str = "base";
+
+#[derive(Clone, Debug)]
+pub struct Overlay {
+    pub name: String,
+    /// Where it was read from, for messages.
+    pub file: String,
+    /// The parent; `None` only for the root overlay.
+    pub parent: Option<String>,
+    pub criteria: Criteria,
+    pub spec: OverlaySpec,
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    /// Sorted by name.
+    pub overlays: Vec<Overlay>,
+    pub registry: Registry,
+}
+
+impl Catalog {
+    /// Loads and checks every overlay and the registry.
+    pub fn load(store: &DataStore) -> Result<Catalog, Error> {
+        let mut by_name: BTreeMap<String, Overlay> = BTreeMap::new();
+        for rel in store.list("overlays") {
+            if !(rel.ends_with(".yaml") || rel.ends_with(".yml")) {
+                continue;
+            }
+            let origin = store.origin(&rel);
+            let bytes = store.read(&rel)?;
+            let value = serializer::parse_value(&bytes, &origin, OVERLAY_KIND)?;
+            let doc: OverlayDoc = serializer::typed_document(value, &origin, OVERLAY_KIND, false)?;
+            let name = doc.metadata.name.trim().to_string();
+            if name.is_empty() {
+                return Err(Error::Overlay {
+                    file: origin,
+                    detail: "metadata.name is required".into(),
+                });
+            }
+            let criteria = match &doc.spec.criteria {
+                Some(raw) => raw.parse().map_err(|e| Error::Overlay {
+                    file: origin.clone(),
+                    detail: e.to_string(),
+                })?,
+                None => Criteria::default(),
+            };
+            let parent = match doc.spec.base.trim() {
+                "" if name == ROOT_OVERLAY => None,
+                "" => Some(ROOT_OVERLAY.to_string()),
+                p => Some(p.to_string()),
+            };
+            let overlay = Overlay {
+                name: name.clone(),
+                file: origin,
+                parent,
+                criteria,
+                spec: doc.spec,
+            };
+            if let Some(prev) = by_name.get(&name) {
+                return Err(Error::DuplicateOverlay {
+                    name,
+                    first: prev.file.clone(),
+                    second: overlay.file,
+                });
+            }
+            by_name.insert(name, overlay);
+        }
+        let catalog = Catalog {
+            overlays: by_name.into_values().collect(),
+            registry: store.registry()?,
+        };
+        catalog.check_inheritance()?;
+        Ok(catalog)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Overlay> {
+        self.overlays
+            .binary_search_by(|o| o.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.overlays[i])
+    }
+
+    fn check_inheritance(&self) -> Result<(), Error> {
+        for o in &self.overlays {
+            if let Some(p) = &o.parent {
+                if self.get(p).is_none() {
+                    let known: Vec<&str> = self.overlays.iter().map(|o| o.name.as_str()).collect();
+                    return Err(Error::MissingParent {
+                        overlay: o.name.clone(),
+                        file: o.file.clone(),
+                        parent: p.clone(),
+                        known: known.join(", "),
+                    });
+                }
+            }
+            self.chain(&o.name)?;
+        }
+        Ok(())
+    }
+
+    /// The inheritance chain of `name`, root first.
+    pub fn chain(&self, name: &str) -> Result<Vec<&Overlay>, Error> {
+        let mut chain: Vec<&Overlay> = Vec::new();
+        let mut cur = self.get(name);
+        while let Some(o) = cur {
+            if let Some(pos) = chain.iter().position(|c| c.name == o.name) {
+                let mut names: Vec<&str> = chain[pos..].iter().map(|c| c.name.as_str()).collect();
+                names.push(&o.name);
+                return Err(Error::InheritanceCycle(names.join(" -> ")));
+            }
+            chain.push(o);
+            cur = o.parent.as_deref().and_then(|p| self.get(p));
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// Overlays that apply to `query`, in merge order: matching overlays by
+    /// (specificity, name), each preceded by its not yet applied ancestors.
+    /// Every stated criterion must be honoured by an applied overlay.
+    pub fn applied(&self, query: &Criteria) -> Result<Vec<&Overlay>, Error> {
+        if query.is_empty() {
+            return Err(Error::NoCriteria);
+        }
+        let mut matched: Vec<&Overlay> = self
+            .overlays
+            .iter()
+            .filter(|o| o.criteria.admits(query))
+            .collect();
+        matched.sort_by(|a, b| {
+            (a.criteria.specificity(), &a.name).cmp(&(b.criteria.specificity(), &b.name))
+        });
+        let mut applied: Vec<&Overlay> = Vec::new();
+        for m in matched {
+            for o in self.chain(&m.name)? {
+                if !applied.iter().any(|a| a.name == o.name) {
+                    applied.push(o);
+                }
+            }
+        }
+        self.check_honoured(query, &applied)?;
+        Ok(applied)
+    }
+
+    fn check_honoured(&self, query: &Criteria, applied: &[&Overlay]) -> Result<(), Error> {
+        for s in query.stated() {
+            if applied
+                .iter()
+                .any(|o| o.criteria.get(s.field) == Some(s.value))
+            {
+                continue;
+            }
+            let mut combos: Vec<String> = self
+                .overlays
+                .iter()
+                .filter(|o| o.criteria.get(s.field) == Some(s.value))
+                .map(|o| o.criteria.as_flags())
+                .collect();
+            combos.sort();
+            combos.dedup();
+            let asked = query.as_flags();
+            let msg = if combos.is_empty() {
+                let mut values: Vec<&str> = self
+                    .overlays
+                    .iter()
+                    .filter_map(|o| o.criteria.get(s.field))
+                    .collect();
+                values.sort_unstable();
+                values.dedup();
+                format!(
+                    "no overlay supports {} {} (asked: {asked}); {} values with overlays: {}; see `aicr recipe --list`",
+                    s.flag,
+                    s.value,
+                    s.field,
+                    values.join(", ")
+                )
+            } else {
+                format!(
+                    "no overlay honours {} {} together with the other criteria (asked: {asked}); combinations that exist with {} {}:\n  {}\nsee `aicr recipe --list` for all",
+                    s.flag,
+                    s.value,
+                    s.flag,
+                    s.value,
+                    combos.join("\n  ")
+                )
+            };
+            return Err(Error::NotHonoured(msg));
+        }
+        Ok(())
+    }
+
+    /// Builds the recipe for `query`.
+    pub fn resolve(&self, store: &DataStore, query: &Criteria) -> Result<RecipeResult, Error> {
+        let applied = self.applied(query)?;
+        let mut constraints: BTreeMap<String, Constraint> = BTreeMap::new();
+        let mut components: BTreeMap<String, (ComponentRef, &str)> = BTreeMap::new();
+        let mut validation = Validation::default();
+        for o in &applied {
+            for c in &o.spec.constraints {
+                constraints.insert(c.name.clone(), c.clone());
+            }
+            for r in &o.spec.component_refs {
+                match components.get_mut(&r.name) {
+                    Some((existing, _)) => merge_ref(existing, r),
+                    None => {
+                        components.insert(r.name.clone(), (r.clone(), o.name.as_str()));
+                    }
+                }
+            }
+            if let Some(v) = &o.spec.validation {
+                validation.merge(v);
+            }
+        }
+        let mut refs = Vec::with_capacity(components.len());
+        for (name, (mut r, overlay)) in components {
+            let Some(reg) = self.registry.get(&name) else {
+                return Err(Error::UnknownComponent {
+                    component: name,
+                    overlay: overlay.to_string(),
+                    known: self.registry.names().join(", "),
+                });
+            };
+            fill(&mut r.namespace, reg.default_namespace());
+            fill(&mut r.chart, reg.default_chart());
+            fill(&mut r.source, reg.default_source());
+            fill(&mut r.version, reg.default_version());
+            if r.kind.is_none() {
+                r.kind = if reg.helm.is_some() {
+                    Some(ComponentType::Helm)
+                } else if reg.kustomize.is_some() {
+                    Some(ComponentType::Kustomize)
+                } else {
+                    None
+                };
+            }
+            let mut overrides = serde_json::Value::Object(std::mem::take(&mut r.overrides));
+            sort_keys(&mut overrides);
+            if let serde_json::Value::Object(m) = overrides {
+                r.overrides = m;
+            }
+            check_reference(
+                store,
+                &r.name,
+                "valuesFile",
+                std::slice::from_ref(&r.values_file),
+            )?;
+            check_reference(store, &r.name, "manifestFiles", &r.manifest_files)?;
+            refs.push(r);
+        }
+        let deployment_order = deployment_order(&refs)?;
+        Ok(RecipeResult {
+            kind: RESULT_KIND.to_string(),
+            api_version: API_VERSION.to_string(),
+            metadata: ResultMetadata {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                applied_overlays: applied.iter().map(|o| o.name.clone()).collect(),
+                excluded_overlays: Vec::new(),
+                constraint_warnings: Vec::new(),
+            },
+            criteria: query.clone(),
+            constraints: constraints.into_values().collect(),
+            component_refs: refs,
+            deployment_order,
+            validation,
+        })
+    }
+}
+
+fn fill(field: &mut String, default: &str) {
+    if field.is_empty() {
+        *field = default.to_string();
+    }
+}
+
+fn check_reference(
+    store: &DataStore,
+    component: &str,
+    field: &'static str,
+    paths: &[String],
+) -> Result<(), Error> {
+    for p in paths.iter().filter(|p| !p.is_empty()) {
+        normalise(p)?;
+        if !store.contains(p)? {
+            return Err(Error::ReferenceMissing {
+                component: component.into(),
+                field,
+                path: p.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Merges a later overlay's reference to the same component into `base`:
+/// non-empty fields win, `overrides` deep-merge, list fields are unions in
+/// first-seen order, `cleanup` can only be switched on.
+pub fn merge_ref(base: &mut ComponentRef, later: &ComponentRef) {
+    for (mine, theirs) in [
+        (&mut base.namespace, &later.namespace),
+        (&mut base.chart, &later.chart),
+        (&mut base.source, &later.source),
+        (&mut base.version, &later.version),
+        (&mut base.tag, &later.tag),
+        (&mut base.path, &later.path),
+        (&mut base.values_file, &later.values_file),
+        (&mut base.health_check_asserts, &later.health_check_asserts),
+    ] {
+        if !theirs.is_empty() {
+            mine.clone_from(theirs);
+        }
+    }
+    if later.kind.is_some() {
+        base.kind = later.kind;
+    }
+    let mut merged = serde_json::Value::Object(std::mem::take(&mut base.overrides));
+    super::metadata::deep_merge(
+        &mut merged,
+        &serde_json::Value::Object(later.overrides.clone()),
+    );
+    if let serde_json::Value::Object(m) = merged {
+        base.overrides = m;
+    }
+    for (mine, theirs) in [
+        (&mut base.patches, &later.patches),
+        (&mut base.dependency_refs, &later.dependency_refs),
+        (&mut base.manifest_files, &later.manifest_files),
+    ] {
+        for t in theirs {
+            if !mine.contains(t) {
+                mine.push(t.clone());
+            }
+        }
+    }
+    base.cleanup |= later.cleanup;
+    if !later.expected_resources.is_empty() {
+        base.expected_resources
+            .clone_from(&later.expected_resources);
+    }
+}
+
+/// Kahn's algorithm over `dependencyRefs`, always taking the alphabetically
+/// first ready component, so the order is total and stable.
+pub fn deployment_order(refs: &[ComponentRef]) -> Result<Vec<String>, Error> {
+    let names: BTreeSet<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+    let mut indegree: BTreeMap<&str, usize> = names.iter().map(|n| (*n, 0)).collect();
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in refs {
+        for d in &r.dependency_refs {
+            if !names.contains(d.as_str()) {
+                return Err(Error::DependencyMissing {
+                    component: r.name.clone(),
+                    dependency: d.clone(),
+                    known: names.iter().copied().collect::<Vec<_>>().join(", "),
+                });
+            }
+            *indegree
+                .get_mut(r.name.as_str())
+                .expect("every name has a degree") += 1;
+            dependents.entry(d.as_str()).or_default().push(&r.name);
+        }
+    }
+    let mut ready: BTreeSet<&str> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(n, _)| *n)
+        .collect();
+    let mut order = Vec::with_capacity(names.len());
+    while let Some(n) = ready.pop_first() {
+        order.push(n.to_string());
+        for dep in dependents.get(n).into_iter().flatten() {
+            let d = indegree.get_mut(dep).expect("every name has a degree");
+            *d -= 1;
+            if *d == 0 {
+                ready.insert(dep);
+            }
+        }
+    }
+    if order.len() < names.len() {
+        return Err(Error::DependencyCycle(describe_cycle(refs, &order)));
+    }
+    Ok(order)
+}
+
+/// Names one cycle among the components left unordered, e.g. `a -> b -> a`.
+fn describe_cycle(refs: &[ComponentRef], ordered: &[String]) -> String {
+    let left: BTreeMap<&str, &ComponentRef> = refs
+        .iter()
+        .filter(|r| !ordered.contains(&r.name))
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let Some(start) = left.keys().next().copied() else {
+        return String::new();
+    };
+    let mut path = vec![start];
+    let mut cur = start;
+    loop {
+        let next = left[cur]
+            .dependency_refs
+            .iter()
+            .map(String::as_str)
+            .filter(|d| left.contains_key(d))
+            .min()
+            .expect("a component left in a cycle depends on another one left");
+        if let Some(pos) = path.iter().position(|p| *p == next) {
+            let mut cycle: Vec<&str> = path[pos..].to_vec();
+            cycle.push(next);
+            return cycle.join(" -> ");
+        }
+        path.push(next);
+        cur = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str, deps: &[&str]) -> ComponentRef {
+        ComponentRef {
+            name: name.into(),
+            dependency_refs: deps.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn order_puts_dependencies_first_alphabetically() {
+        let refs = [
+            r("c", &["a"]),
+            r("b", &[]),
+            r("a", &[]),
+            r("d", &["c", "b"]),
+        ];
+        assert_eq!(deployment_order(&refs).unwrap(), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn cycles_and_missing_dependencies_are_errors() {
+        let e = deployment_order(&[r("a", &["b"]), r("b", &["a"]), r("c", &[])]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dependency cycle between components: a -> b -> a"
+        );
+        let e = deployment_order(&[r("a", &["zz"])]).unwrap_err();
+        assert!(e.to_string().contains("depends on \"zz\""), "{e}");
+    }
+}

@@ -1,0 +1,271 @@
+//! `aicr query` selectors, yq-style: `components.gpu-operator.values.driver`,
+//! a leading dot optional, `.` or nothing for everything, list indexes
+//! (`deploymentOrder[0]`, `[-1]` for the last), and quoted keys for names
+//! that contain dots (`components."a.b".values`).
+
+use serde_json::Value;
+
+use crate::error::{Class, Classify};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(i64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid selector {selector:?}: {reason} at character {pos}; selectors look like components.gpu-operator.values.driver.version, deploymentOrder[0] or components.\"name.with.dots\"")]
+    Syntax {
+        selector: String,
+        pos: usize,
+        reason: &'static str,
+    },
+    #[error("selector {selector:?}: key {key:?} not found at {at}; available keys: {available}")]
+    KeyNotFound {
+        selector: String,
+        at: String,
+        key: String,
+        available: String,
+    },
+    #[error("selector {selector:?}: index {index} is out of range at {at}, which has {len} items")]
+    IndexOutOfRange {
+        selector: String,
+        at: String,
+        index: i64,
+        len: usize,
+    },
+    #[error("selector {selector:?}: {at} is a list of {len} items, not a mapping; select an item with [0]..[{last}]", last = len.saturating_sub(1))]
+    NotAMap {
+        selector: String,
+        at: String,
+        len: usize,
+    },
+    #[error("selector {selector:?}: {at} is a mapping, not a list; select a key: {available}")]
+    NotAList {
+        selector: String,
+        at: String,
+        available: String,
+    },
+    #[error("selector {selector:?}: {at} is the value {value}, which has nothing below it")]
+    Scalar {
+        selector: String,
+        at: String,
+        value: String,
+    },
+}
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        match self {
+            Error::Syntax { .. } => Class::InvalidInput,
+            _ => Class::NotFound,
+        }
+    }
+}
+
+/// Parses a selector into path segments.
+pub fn parse(selector: &str) -> Result<Vec<Segment>, Error> {
+    let err = |pos: usize, reason| Error::Syntax {
+        selector: selector.to_string(),
+        pos: pos + 1,
+        reason,
+    };
+    let s = selector.trim();
+    let s = s.strip_prefix('.').unwrap_or(s);
+    let chars: Vec<char> = s.chars().collect();
+    let mut segs = Vec::new();
+    let mut i = 0;
+    let mut expect_segment = true;
+    while i < chars.len() {
+        match chars[i] {
+            '[' => {
+                let close = chars[i..]
+                    .iter()
+                    .position(|&c| c == ']')
+                    .ok_or_else(|| err(i, "unclosed ["))?;
+                let text: String = chars[i + 1..i + close].iter().collect();
+                let n: i64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| err(i, "a list index must be an integer"))?;
+                segs.push(Segment::Index(n));
+                i += close + 1;
+                expect_segment = false;
+            }
+            '.' if !expect_segment => {
+                i += 1;
+                expect_segment = true;
+                if i == chars.len() {
+                    return Err(err(i - 1, "a selector cannot end with ."));
+                }
+            }
+            '.' => return Err(err(i, "empty key")),
+            '"' if expect_segment => {
+                let mut key = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(err(i - 1, "unclosed quote")),
+                        Some('"') => break,
+                        Some('\\') if i + 1 < chars.len() => {
+                            key.push(chars[i + 1]);
+                            i += 2;
+                        }
+                        Some(&c) => {
+                            key.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+                segs.push(Segment::Key(key));
+                expect_segment = false;
+            }
+            _ if expect_segment => {
+                let start = i;
+                while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
+                    if chars[i] == '"' || chars[i] == ']' {
+                        return Err(err(i, "unexpected character; quote keys that contain it"));
+                    }
+                    i += 1;
+                }
+                segs.push(Segment::Key(chars[start..i].iter().collect()));
+                expect_segment = false;
+            }
+            _ => return Err(err(i, "expected . or [ between keys")),
+        }
+    }
+    Ok(segs)
+}
+
+/// Renders a path for messages: `components."a.b".values[0]`; the root is `the top level`.
+fn show(path: &[Segment]) -> String {
+    if path.is_empty() {
+        return "the top level".into();
+    }
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Segment::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                if k.is_empty() || k.contains(['.', '[', ']', '"', ' ']) {
+                    out.push_str(&format!("{k:?}"));
+                } else {
+                    out.push_str(k);
+                }
+            }
+            Segment::Index(n) => out.push_str(&format!("[{n}]")),
+        }
+    }
+    format!("{out:?}")
+}
+
+fn keys(m: &serde_json::Map<String, Value>) -> String {
+    let mut k: Vec<&str> = m.keys().map(String::as_str).collect();
+    k.sort_unstable();
+    if k.is_empty() {
+        "(none)".into()
+    } else {
+        k.join(", ")
+    }
+}
+
+/// Selects the value at `selector` in `root`.
+pub fn select<'a>(root: &'a Value, selector: &str) -> Result<&'a Value, Error> {
+    let path = parse(selector)?;
+    let sel = selector.to_string();
+    let mut cur = root;
+    for (i, seg) in path.iter().enumerate() {
+        let at = show(&path[..i]);
+        cur = match (seg, cur) {
+            (Segment::Key(k), Value::Object(m)) => m.get(k).ok_or_else(|| Error::KeyNotFound {
+                selector: sel.clone(),
+                at,
+                key: k.clone(),
+                available: keys(m),
+            })?,
+            (Segment::Index(n), Value::Array(a)) => {
+                let idx = if *n < 0 { a.len() as i64 + n } else { *n };
+                usize::try_from(idx)
+                    .ok()
+                    .and_then(|i| a.get(i))
+                    .ok_or(Error::IndexOutOfRange {
+                        selector: sel.clone(),
+                        at,
+                        index: *n,
+                        len: a.len(),
+                    })?
+            }
+            (Segment::Key(_), Value::Array(a)) => {
+                return Err(Error::NotAMap {
+                    selector: sel,
+                    at,
+                    len: a.len(),
+                })
+            }
+            (Segment::Index(_), Value::Object(m)) => {
+                return Err(Error::NotAList {
+                    selector: sel,
+                    at,
+                    available: keys(m),
+                })
+            }
+            (_, scalar) => {
+                return Err(Error::Scalar {
+                    selector: sel,
+                    at,
+                    value: scalar.to_string(),
+                })
+            }
+        };
+    }
+    Ok(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_yq_style_paths() {
+        use Segment::*;
+        assert_eq!(parse("").unwrap(), vec![]);
+        assert_eq!(parse(".").unwrap(), vec![]);
+        assert_eq!(
+            parse(".a.b").unwrap(),
+            vec![Key("a".into()), Key("b".into())]
+        );
+        assert_eq!(
+            parse("a[0][-1].b").unwrap(),
+            vec![Key("a".into()), Index(0), Index(-1), Key("b".into())]
+        );
+        assert_eq!(
+            parse(r#"c."x.y".z"#).unwrap(),
+            vec![Key("c".into()), Key("x.y".into()), Key("z".into())]
+        );
+        for bad in ["a..b", "a.", "a[x]", "a[0", "a\"b\"", "\"open", "[0]b"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selects_and_explains_misses() {
+        let v = json!({"a": {"x.y": [1, 2]}, "b": 3});
+        assert_eq!(select(&v, r#"a."x.y"[1]"#).unwrap(), &json!(2));
+        assert_eq!(select(&v, r#"a."x.y"[-1]"#).unwrap(), &json!(2));
+        let e = select(&v, "a.nope").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "selector \"a.nope\": key \"nope\" not found at \"a\"; available keys: x.y"
+        );
+        assert!(matches!(
+            select(&v, r#"a."x.y"[2]"#),
+            Err(Error::IndexOutOfRange { .. })
+        ));
+        assert!(matches!(select(&v, "b.c"), Err(Error::Scalar { .. })));
+    }
+}

@@ -1,0 +1,255 @@
+//! The recipe data: files embedded in the binary, optionally layered with an
+//! external `--data DIR`. External files replace embedded files at the same
+//! relative path; `registry.yaml` is required there and merged by component.
+//!
+//! Every path is judged after normalisation: a path that leaves the data root
+//! is refused, while a name such as `my..file.yaml` is fine. Inside DIR,
+//! symlinks and files over 10 MiB are refused before anything is read.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::registry::{Registry, RegistryDoc, REGISTRY_KIND};
+use super::Error;
+use crate::serializer;
+
+/// Largest file accepted from `--data`.
+pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+#[derive(rust_embed::Embed)]
+#[folder = "recipes/"]
+#[exclude = "*.md"]
+struct Embedded;
+
+/// Embedded recipe data plus an optional external layer.
+#[derive(Debug, Default)]
+pub struct DataStore {
+    external: Option<External>,
+}
+
+#[derive(Debug)]
+struct External {
+    root: PathBuf,
+    /// Normalised relative path to the file on disk.
+    files: BTreeMap<String, PathBuf>,
+}
+
+impl DataStore {
+    /// The data compiled into the binary.
+    pub fn embedded() -> DataStore {
+        DataStore { external: None }
+    }
+
+    /// Embedded data with `dir` layered on top. The directory is walked and
+    /// checked up front; files are read when needed.
+    pub fn with_dir(dir: &Path) -> Result<DataStore, Error> {
+        let shown = dir.display().to_string();
+        let meta = std::fs::metadata(dir).map_err(|e| Error::DataDir {
+            dir: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::DataDir {
+                dir: shown,
+                reason: "is not a directory".into(),
+            });
+        }
+        let mut files = BTreeMap::new();
+        walk(dir, dir, &mut files)?;
+        if !files.contains_key("registry.yaml") {
+            return Err(Error::DataDir {
+                dir: shown,
+                reason: "registry.yaml is required in a --data directory and is missing".into(),
+            });
+        }
+        Ok(DataStore {
+            external: Some(External {
+                root: dir.to_path_buf(),
+                files,
+            }),
+        })
+    }
+
+    /// Reads a file by its path relative to the data root.
+    pub fn read(&self, rel: &str) -> Result<Cow<'static, [u8]>, Error> {
+        let key = normalise(rel)?;
+        if let Some(ext) = &self.external {
+            if let Some(p) = ext.files.get(&key) {
+                return std::fs::read(p)
+                    .map(Cow::Owned)
+                    .map_err(|e| Error::DataRead {
+                        path: p.display().to_string(),
+                        reason: e.to_string(),
+                    });
+            }
+        }
+        Embedded::get(&key)
+            .map(|f| f.data)
+            .ok_or(Error::DataFileMissing(key))
+    }
+
+    /// True when the data has a file at `rel`; an escaping path is an error.
+    pub fn contains(&self, rel: &str) -> Result<bool, Error> {
+        let key = normalise(rel)?;
+        Ok(self
+            .external
+            .as_ref()
+            .is_some_and(|e| e.files.contains_key(&key))
+            || Embedded::get(&key).is_some())
+    }
+
+    /// Relative paths under `dir/` (one level or deeper), sorted, both layers.
+    pub fn list(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut out: Vec<String> = Embedded::iter()
+            .filter(|p| p.starts_with(&prefix))
+            .map(|p| p.into_owned())
+            .collect();
+        if let Some(ext) = &self.external {
+            out.extend(ext.files.keys().filter(|p| p.starts_with(&prefix)).cloned());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Where a file comes from, for messages: the external path or
+    /// `embedded:<path>`.
+    pub fn origin(&self, rel: &str) -> String {
+        if let Some(ext) = &self.external {
+            if let Some(p) = ext.files.get(rel) {
+                return p.display().to_string();
+            }
+        }
+        format!("embedded:{rel}")
+    }
+
+    pub fn external_root(&self) -> Option<&Path> {
+        self.external.as_ref().map(|e| e.root.as_path())
+    }
+
+    /// The component registry: embedded, merged by name with the external one.
+    pub fn registry(&self) -> Result<Registry, Error> {
+        let mut reg = Registry::default();
+        let embedded =
+            Embedded::get("registry.yaml").ok_or(Error::DataFileMissing("registry.yaml".into()))?;
+        reg.merge(parse_registry(&embedded.data, "embedded:registry.yaml")?.components);
+        if let Some(ext) = &self.external {
+            let p = &ext.files["registry.yaml"];
+            let bytes = std::fs::read(p).map_err(|e| Error::DataRead {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            reg.merge(parse_registry(&bytes, &p.display().to_string())?.components);
+        }
+        Ok(reg)
+    }
+}
+
+fn parse_registry(bytes: &[u8], origin: &str) -> Result<RegistryDoc, Error> {
+    let v = serializer::parse_value(bytes, origin, REGISTRY_KIND)?;
+    Ok(serializer::typed_document(v, origin, REGISTRY_KIND, false)?)
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Result<(), Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::DataRead {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::DataRead {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("walked paths are under the root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::DataRead {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if meta.file_type().is_symlink() {
+            return Err(Error::DataSymlink(rel));
+        }
+        if meta.is_dir() {
+            walk(root, &path, files)?;
+        } else if meta.is_file() {
+            if meta.len() > MAX_FILE_BYTES {
+                return Err(Error::DataTooLarge {
+                    path: rel,
+                    size: meta.len(),
+                });
+            }
+            files.insert(normalise(&rel)?, path);
+        }
+    }
+    Ok(())
+}
+
+/// Normalises a data-relative path: `.` and empty segments dropped, `..`
+/// resolved. Absolute paths and paths that climb out of the root are refused.
+pub fn normalise(rel: &str) -> Result<String, Error> {
+    if rel.is_empty() {
+        return Err(Error::DataPath {
+            path: rel.into(),
+            reason: "is empty".into(),
+        });
+    }
+    if rel.starts_with('/')
+        || rel.starts_with('\\')
+        || rel.contains('\\')
+        || rel.get(1..2) == Some(":")
+    {
+        return Err(Error::DataPath {
+            path: rel.into(),
+            reason: "must be relative to the data root, with / separators".into(),
+        });
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in rel.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(Error::DataPath {
+                        path: rel.into(),
+                        reason: "resolves outside the data root".into(),
+                    });
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::DataPath {
+            path: rel.into(),
+            reason: "names the data root, not a file".into(),
+        });
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_judges_resolved_paths() {
+        assert_eq!(
+            normalise("overlays/my..file.yaml").unwrap(),
+            "overlays/my..file.yaml"
+        );
+        assert_eq!(
+            normalise("./components/../components/x.yaml").unwrap(),
+            "components/x.yaml"
+        );
+        assert!(normalise("../etc/passwd").is_err());
+        assert!(normalise("components/../../x").is_err());
+        assert!(normalise("/etc/hostname").is_err());
+        assert!(normalise("").is_err());
+    }
+}

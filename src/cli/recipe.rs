@@ -96,7 +96,15 @@ fn render_list(catalog: &Catalog, filter: &Criteria, format: Format) -> String {
         })
         .map(|o| (o.criteria.as_flags(), o))
         .collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    // Table order: field by field, `any` first.
+    let key = |o: &crate::recipe::catalog::Overlay| {
+        ["service", "accelerator", "intent", "os", "platform"].map(|f| o.criteria.get(f))
+    };
+    rows.sort_by(|a, b| {
+        key(a.1)
+            .cmp(&key(b.1))
+            .then_with(|| a.1.name.cmp(&b.1.name))
+    });
     if format == Format::Table {
         let mut t = vec![[
             "SERVICE",

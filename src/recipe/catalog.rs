@@ -168,12 +168,28 @@ impl Catalog {
             {
                 continue;
             }
-            let mut combos: Vec<String> = self
+            let with_value: Vec<&Overlay> = self
                 .overlays
                 .iter()
                 .filter(|o| o.criteria.get(s.field) == Some(s.value))
-                .map(|o| o.criteria.as_flags())
                 .collect();
+            // Prefer the combinations that keep every other stated criterion.
+            let consistent: Vec<&Overlay> = with_value
+                .iter()
+                .copied()
+                .filter(|o| {
+                    query
+                        .stated()
+                        .iter()
+                        .all(|q| o.criteria.get(q.field).is_none_or(|v| v == q.value))
+                })
+                .collect();
+            let shown = if consistent.is_empty() {
+                &with_value
+            } else {
+                &consistent
+            };
+            let mut combos: Vec<String> = shown.iter().map(|o| o.criteria.as_flags()).collect();
             combos.sort();
             combos.dedup();
             let asked = query.as_flags();

@@ -38,11 +38,8 @@ impl fmt::Display for Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {io}")]
+    Read { path: String, io: std::io::Error },
     #[error("{path} is empty; expected a {expected} document")]
     Empty {
         path: String,
@@ -66,29 +63,26 @@ pub enum Error {
     },
     #[error("output {path}: {reason}")]
     OutputPath { path: String, reason: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {io}")]
+    Write { path: String, io: std::io::Error },
     #[error("ConfigMap destinations (cm://{0}) need cluster access, which this version of aicr does not have yet; write to a file or stdout")]
     ConfigMapUnsupported(String),
 }
 
 impl Error {
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Write { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+        matches!(self, Error::Write { io, .. } if io.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 
 impl Classify for Error {
     fn class(&self) -> Class {
         match self {
-            Error::Read { source, .. } => match Class::of_io(source.kind()) {
+            Error::Read { io, .. } => match Class::of_io(io.kind()) {
                 Class::Internal => Class::InvalidInput,
                 c => c,
             },
-            Error::Write { source, .. } => Class::of_io(source.kind()),
+            Error::Write { io, .. } => Class::of_io(io.kind()),
             _ => Class::InvalidInput,
         }
     }
@@ -102,9 +96,9 @@ pub fn read_input(path: &str) -> Result<Vec<u8>, Error> {
     } else {
         std::fs::read(path)
     };
-    res.map_err(|source| Error::Read {
+    res.map_err(|io| Error::Read {
         path: display_path(path),
-        source,
+        io,
     })
 }
 
@@ -278,9 +272,9 @@ impl Output {
                 let mut out = std::io::stdout().lock();
                 out.write_all(bytes)
                     .and_then(|()| out.flush())
-                    .map_err(|source| Error::Write {
+                    .map_err(|io| Error::Write {
                         path: "standard output".into(),
-                        source,
+                        io,
                     })
             }
             Output::ConfigMap(s) => Err(Error::ConfigMapUnsupported(s.clone())),
@@ -298,9 +292,9 @@ fn parent_dir(p: &Path) -> &Path {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let err = |source| Error::Write {
+    let err = |io| Error::Write {
         path: path.display().to_string(),
-        source,
+        io,
     };
     let name = path
         .file_name()

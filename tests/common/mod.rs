@@ -1,0 +1,84 @@
+//! Helpers shared by the CLI tests: run the real binary with a clean
+//! environment and capture a whole run as a transcript for insta.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub const GO_AICR: &str = "../shared/reference/aicr-v0.11.1";
+
+/// The Go aicr reference folder (recipes, golden outputs).
+pub fn reference() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(GO_AICR);
+    assert!(
+        p.is_dir(),
+        "the shared reference data is missing at {}",
+        p.display()
+    );
+    p
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A command for the binary with no AICR_* or colour settings inherited.
+pub fn aicr() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("aicr").expect("binary builds");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("AICR_") || k == "NO_COLOR" || k == "KUBECONFIG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    aicr().args(args).output().expect("binary runs")
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// A whole run: the command, its exit code, stdout and stderr.
+pub fn transcript(args: &[&str]) -> String {
+    let out = run(args);
+    format!(
+        "$ aicr {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        code(&out),
+        stdout(&out),
+        stderr(&out)
+    )
+}
+
+/// Parses YAML or JSON text into a JSON value.
+pub fn parse_yaml(text: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("not YAML: {e}\n{text}"))
+}
+
+pub fn read_yaml(path: &Path) -> serde_json::Value {
+    parse_yaml(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// Transcript filters: temporary directories and absolute paths.
+pub fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]");
+    s.add_filter(env!("CARGO_MANIFEST_DIR"), "[REPO]");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}

@@ -45,8 +45,7 @@ impl Catalog {
                 continue;
             }
             let origin = store.origin(&rel);
-            let bytes = store.read(&rel)?;
-            let value = serializer::parse_value(&bytes, &origin, OVERLAY_KIND)?;
+            let value = store.document(&rel, OVERLAY_KIND)?;
             let doc: OverlayDoc = serializer::typed_document(value, &origin, OVERLAY_KIND, false)?;
             let name = doc.metadata.name.trim().to_string();
             if name.is_empty() {
@@ -313,7 +312,11 @@ fn check_reference(
     paths: &[String],
 ) -> Result<(), Error> {
     for p in paths.iter().filter(|p| !p.is_empty()) {
-        normalise(p)?;
+        normalise(p).map_err(|e| Error::BadReference {
+            component: component.into(),
+            field,
+            detail: e.to_string(),
+        })?;
         if !store.contains(p)? {
             return Err(Error::ReferenceMissing {
                 component: component.into(),

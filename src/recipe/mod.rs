@@ -15,7 +15,6 @@ pub mod values;
 
 pub use catalog::Catalog;
 pub use criteria::Criteria;
-pub use result::RecipeResult;
 pub use store::DataStore;
 
 use crate::error::{Class, Classify};
@@ -79,6 +78,12 @@ pub enum Error {
         component: String,
         field: &'static str,
         path: String,
+    },
+    #[error("component {component:?}: {field}: {detail}")]
+    BadReference {
+        component: String,
+        field: &'static str,
+        detail: String,
     },
     #[error("component {component:?} depends on {dependency:?}, which is not in the recipe; components in the recipe: {known}")]
     DependencyMissing {

@@ -138,7 +138,7 @@ fn write_number(out: &mut String, n: &Number) {
 fn write_string_scalar(out: &mut String, s: &str) {
     if s.chars().any(|c| c.is_control() && c != '\t') || s.contains('\t') {
         write_double_quoted(out, s);
-    } else if resolves_to_non_string(s) {
+    } else if s.is_empty() || resolves_to_non_string(s) {
         write_double_quoted(out, s);
     } else if needs_quotes(s) {
         out.push('\'');

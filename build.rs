@@ -1,6 +1,11 @@
 //! Build script: stamps the binary with its git commit and build date for
 //! `aicr --version`. Both fall back to "unknown" outside a git checkout.
 //! `SOURCE_DATE_EPOCH` pins the date for reproducible builds.
+//!
+//! It also pre-parses the embedded recipe documents (overlays, registry,
+//! values files) from YAML into JSON text, so the binary reads them with
+//! serde_json instead of a YAML parser; the YAML files stay the source of
+//! truth, and a YAML error in them fails the build.
 
 use std::process::Command;
 
@@ -27,7 +32,61 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Every `.yaml` document of `recipes/` that the engine parses as data:
+/// the registry, overlays and Helm values files (not manifests, which are
+/// templates).
+fn collect_documents(
+    dir: &std::path::Path,
+    rel: &str,
+    out: &mut Vec<(String, std::path::PathBuf)>,
+) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("recipes/ is readable")
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let r = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if path.is_dir() {
+            if name != "manifests" {
+                collect_documents(&path, &r, out);
+            }
+        } else if name.ends_with(".yaml")
+            && (r == "registry.yaml"
+                || r.starts_with("overlays/")
+                || (r.starts_with("components/") && name.starts_with("values")))
+        {
+            out.push((r, path));
+        }
+    }
+}
+
+fn embed_documents() {
+    println!("cargo:rerun-if-changed=recipes");
+    let mut docs = Vec::new();
+    collect_documents(std::path::Path::new("recipes"), "", &mut docs);
+    docs.sort();
+    let mut code = String::from("/// Embedded recipe documents as JSON text, sorted by path.\npub static DOCUMENTS: &[(&str, &str)] = &[\n");
+    for (rel, path) in docs {
+        let text = std::fs::read_to_string(&path).expect("recipe file is UTF-8");
+        let value: serde_json::Value = serde_yaml_ng::from_str(&text)
+            .unwrap_or_else(|e| panic!("recipes/{rel} is not valid YAML: {e}"));
+        let json = serde_json::to_string(&value).expect("JSON value serialises");
+        code.push_str(&format!("    ({rel:?}, {json:?}),\n"));
+    }
+    code.push_str("];\n");
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("documents.rs");
+    std::fs::write(out, code).expect("OUT_DIR is writable");
+}
+
 fn main() {
+    embed_documents();
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     for p in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
         if std::path::Path::new(p).exists() {

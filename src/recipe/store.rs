@@ -17,6 +17,10 @@ use crate::serializer;
 /// Largest file accepted from `--data`.
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
+mod documents {
+    include!(concat!(env!("OUT_DIR"), "/documents.rs"));
+}
+
 #[derive(rust_embed::Embed)]
 #[folder = "recipes/"]
 #[exclude = "*.md"]
@@ -89,6 +93,36 @@ impl DataStore {
             .ok_or(Error::DataFileMissing(key))
     }
 
+    /// Parses the YAML or JSON document at `rel`. Embedded documents were
+    /// pre-parsed at build time and are read as JSON.
+    pub fn document(&self, rel: &str, expected: &'static str) -> Result<serde_json::Value, Error> {
+        let key = normalise(rel)?;
+        let external = self
+            .external
+            .as_ref()
+            .is_some_and(|e| e.files.contains_key(&key));
+        if !external {
+            if let Ok(i) = documents::DOCUMENTS.binary_search_by(|(p, _)| (*p).cmp(key.as_str())) {
+                let value: serde_json::Value = serde_json::from_str(documents::DOCUMENTS[i].1)
+                    .expect("build.rs wrote valid JSON");
+                if value.is_null() {
+                    return Err(serializer::Error::Empty {
+                        path: self.origin(&key),
+                        expected,
+                    }
+                    .into());
+                }
+                return Ok(value);
+            }
+        }
+        let bytes = self.read(&key)?;
+        Ok(serializer::parse_value(
+            &bytes,
+            &self.origin(&key),
+            expected,
+        )?)
+    }
+
     /// True when the data has a file at `rel`; an escaping path is an error.
     pub fn contains(&self, rel: &str) -> Result<bool, Error> {
         let key = normalise(rel)?;
@@ -132,24 +166,22 @@ impl DataStore {
     /// The component registry: embedded, merged by name with the external one.
     pub fn registry(&self) -> Result<Registry, Error> {
         let mut reg = Registry::default();
-        let embedded =
-            Embedded::get("registry.yaml").ok_or(Error::DataFileMissing("registry.yaml".into()))?;
-        reg.merge(parse_registry(&embedded.data, "embedded:registry.yaml")?.components);
-        if let Some(ext) = &self.external {
-            let p = &ext.files["registry.yaml"];
-            let bytes = std::fs::read(p).map_err(|e| Error::DataRead {
-                path: p.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            reg.merge(parse_registry(&bytes, &p.display().to_string())?.components);
+        reg.merge(DataStore::embedded().typed_registry()?.components);
+        if self.external.is_some() {
+            reg.merge(self.typed_registry()?.components);
         }
         Ok(reg)
     }
-}
 
-fn parse_registry(bytes: &[u8], origin: &str) -> Result<RegistryDoc, Error> {
-    let v = serializer::parse_value(bytes, origin, REGISTRY_KIND)?;
-    Ok(serializer::typed_document(v, origin, REGISTRY_KIND, false)?)
+    fn typed_registry(&self) -> Result<RegistryDoc, Error> {
+        let v = self.document("registry.yaml", REGISTRY_KIND)?;
+        Ok(serializer::typed_document(
+            v,
+            &self.origin("registry.yaml"),
+            REGISTRY_KIND,
+            false,
+        )?)
+    }
 }
 
 fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Result<(), Error> {

@@ -21,25 +21,21 @@ pub fn component_values(store: &DataStore, r: &ComponentRef) -> Result<Value, Er
         files.push(r.values_file.clone());
     }
     for f in files {
-        let origin = store.origin(&normalise(&f)?);
-        let bytes = store.read(&f)?;
-        let layer = parse_values(&bytes, &origin, &r.name)?;
+        // A values file is a mapping, or nothing at all (comments only).
+        let layer = match store.document(&f, "Helm values") {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return Err(Error::ValuesShape {
+                    component: r.name.clone(),
+                    path: store.origin(&normalise(&f)?),
+                })
+            }
+            Err(Error::Document(serializer::Error::Empty { .. })) => Value::Object(Map::new()),
+            Err(e) => return Err(e),
+        };
         deep_merge(&mut values, &layer);
     }
     deep_merge(&mut values, &Value::Object(r.overrides.clone()));
     sort_keys(&mut values);
     Ok(values)
-}
-
-/// A values file: a mapping, or nothing at all (comments only).
-fn parse_values(bytes: &[u8], origin: &str, component: &str) -> Result<Value, Error> {
-    match serializer::parse_value(bytes, origin, "Helm values") {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(Error::ValuesShape {
-            component: component.into(),
-            path: origin.into(),
-        }),
-        Err(serializer::Error::Empty { .. }) => Ok(Value::Object(Map::new())),
-        Err(e) => Err(e.into()),
-    }
 }

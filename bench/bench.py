@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Whole-process benchmark of the release binary: median wall time and peak
+RSS of each case over N runs, printed beside the targets.
+
+Usage: bench/bench.py [--runs N] [--binary PATH]
+Wall time: each run is started with posix_spawn and reaped with wait4, so
+the time is the child's own life, spawn to exit.
+Peak RSS: measured in separate runs under GNU time (`/usr/bin/time -f %M`,
+Debian package `time`). The kernel's high-water mark includes the memory
+image a child had before exec; a child spawned from this Python process
+shares Python's (~14 MiB), so wait4's figure would be Python's, not ours.
+GNU time is a small C program, so the peak it reports is the binary's.
+"""
+import shutil
+import subprocess
+import argparse
+import os
+import statistics
+import sys
+import time
+
+CRITERIA = ["--service", "eks", "--accelerator", "h100", "--intent", "training", "--os", "ubuntu"]
+
+# (name, args, target wall ms, target peak RSS MiB, Go aicr v0.11.1 note)
+CASES = [
+    ("recipe eks/h100/training/ubuntu", ["recipe", *CRITERIA], 4.0, 10.0, "Go aicr: ~37 ms, ~41 MiB"),
+    ("query  gpu-operator driver version", ["query", *CRITERIA, "--selector", "components.gpu-operator.values.driver.version"], 4.0, 10.0, "Go aicr: ~37 ms, ~41 MiB"),
+    ("query  whole hydrated recipe", ["query", *CRITERIA, "--selector", "."], 4.0, 10.0, "(same target as query)"),
+]
+
+
+def run_once(binary, args):
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        file_actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
+        start = time.perf_counter()
+        pid = os.posix_spawn(binary, [binary, *args], os.environ, file_actions=file_actions)
+        _, status, usage = os.wait4(pid, 0)
+        wall = time.perf_counter() - start
+    finally:
+        os.close(devnull)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"{' '.join(args)} exited {code}")
+    return wall * 1000.0, usage.ru_maxrss / 1024.0  # ms, MiB (ru_maxrss is KiB on Linux)
+
+
+def peak_rss_mib(binary, args, runs=20):
+    """Largest peak RSS (MiB) over `runs` runs under GNU time."""
+    gnu_time = shutil.which("time", path="/usr/bin:/bin")
+    if gnu_time is None:
+        sys.exit("GNU time is needed for peak RSS: apt-get install time")
+    peak = 0.0
+    for _ in range(runs):
+        r = subprocess.run([gnu_time, "-f", "%M", binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+        peak = max(peak, int(r.stderr.strip().splitlines()[-1]) / 1024.0)
+    return peak
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "aicr"))
+    a = ap.parse_args()
+    binary = os.path.abspath(a.binary)
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"no release binary at {binary}: run `cargo build --release` first")
+    print(f"binary: {binary} ({os.path.getsize(binary) / 1024 / 1024:.2f} MiB), {a.runs} runs per case, {os.cpu_count()} CPUs")
+    print(f"{'case':38} {'median ms':>10} {'p90 ms':>8} {'target':>8} {'peak RSS':>10} {'target':>8}  verdict")
+    failed = False
+    for name, args, t_ms, t_mib, note in CASES:
+        for _ in range(5):
+            run_once(binary, args)  # warm the page cache
+        walls = [run_once(binary, args)[0] for _ in range(a.runs)]
+        med = statistics.median(walls)
+        p90 = statistics.quantiles(walls, n=10)[-1]
+        peak = peak_rss_mib(binary, args)
+        ok = med < t_ms and peak < t_mib
+        failed |= not ok
+        print(f"{name:38} {med:10.2f} {p90:8.2f} {'<' + str(t_ms):>8} {peak:8.2f}Mi {'<' + str(t_mib) + 'Mi':>8}  {'ok' if ok else 'MISSED'}   {note}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -310,7 +310,10 @@ impl<'de> Deserialize<'de> for Criteria {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CriteriaFile {
+    // kind and apiVersion are checked by serializer::typed_document.
+    #[allow(dead_code)]
     pub kind: String,
+    #[allow(dead_code)]
     pub api_version: String,
     #[serde(default)]
     pub metadata: Option<super::metadata::ObjectMeta>,

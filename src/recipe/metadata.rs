@@ -28,7 +28,10 @@ pub struct ObjectMeta {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OverlayDoc {
+    // kind and apiVersion are checked by serializer::typed_document.
+    #[allow(dead_code)]
     pub kind: String,
+    #[allow(dead_code)]
     pub api_version: String,
     pub metadata: ObjectMeta,
     #[serde(default)]

@@ -10,7 +10,10 @@ pub const REGISTRY_KIND: &str = "ComponentRegistry";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistryDoc {
+    // kind and apiVersion are checked by serializer::typed_document.
+    #[allow(dead_code)]
     pub kind: String,
+    #[allow(dead_code)]
     pub api_version: String,
     #[serde(default)]
     pub metadata: Option<super::metadata::ObjectMeta>,

@@ -34,7 +34,6 @@ pub struct DataStore {
 
 #[derive(Debug)]
 struct External {
-    root: PathBuf,
     /// Normalised relative path to the file on disk.
     files: BTreeMap<String, PathBuf>,
 }
@@ -68,10 +67,7 @@ impl DataStore {
             });
         }
         Ok(DataStore {
-            external: Some(External {
-                root: dir.to_path_buf(),
-                files,
-            }),
+            external: Some(External { files }),
         })
     }
 
@@ -157,10 +153,6 @@ impl DataStore {
             }
         }
         format!("embedded:{rel}")
-    }
-
-    pub fn external_root(&self) -> Option<&Path> {
-        self.external.as_ref().map(|e| e.root.as_path())
     }
 
     /// The component registry: embedded, merged by name with the external one.

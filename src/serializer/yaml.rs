@@ -136,9 +136,8 @@ fn write_number(out: &mut String, n: &Number) {
 }
 
 fn write_string_scalar(out: &mut String, s: &str) {
-    if s.chars().any(|c| c.is_control() && c != '\t') || s.contains('\t') {
-        write_double_quoted(out, s);
-    } else if s.is_empty() || resolves_to_non_string(s) {
+    let has_control = s.chars().any(char::is_control);
+    if has_control || s.is_empty() || resolves_to_non_string(s) {
         write_double_quoted(out, s);
     } else if needs_quotes(s) {
         out.push('\'');

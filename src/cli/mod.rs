@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::NotBuilt;
+use crate::error::{NotBuilt, UsageError};
+use crate::measurement::Snapshot;
 use crate::recipe::criteria::{
     Accelerator, CriteriaFile, Intent, Os, Platform, Service, CRITERIA_KIND,
 };
@@ -154,14 +155,25 @@ pub struct CriteriaArgs {
         help_heading = "Input"
     )]
     pub criteria_file: Option<String>,
+
+    /// Snapshot file (YAML or JSON, `-` for stdin) to detect service, accelerator and OS from; flags override
+    #[arg(
+        short = 's',
+        long = "snapshot",
+        value_name = "FILE",
+        conflicts_with = "criteria_file",
+        help_heading = "Input"
+    )]
+    pub snapshot: Option<String>,
 }
 
 impl CriteriaArgs {
     /// The criteria from the file, if any, with the flags laid over it.
     pub fn resolve(&self) -> Result<Criteria> {
-        let mut criteria = match &self.criteria_file {
-            Some(path) => read_criteria_file(path)?,
-            None => Criteria::default(),
+        let (mut criteria, source) = match (&self.criteria_file, &self.snapshot) {
+            (Some(path), _) => (read_criteria_file(path)?, "the criteria file"),
+            (None, Some(path)) => (read_snapshot_criteria(path)?, "the snapshot"),
+            (None, None) => (Criteria::default(), ""),
         };
         let from_flags = Criteria {
             service: flag(&self.service, Service::parse)?,
@@ -175,16 +187,14 @@ impl CriteriaArgs {
                 .transpose()?
                 .unwrap_or(0),
         };
-        if self.criteria_file.is_some() {
-            for s in from_flags.stated() {
-                if let Some(old) = criteria.get(s.field).filter(|old| *old != s.value) {
-                    tracing::info!(
-                        "{} {} overrides {} {old:?} from the criteria file",
-                        s.flag,
-                        s.value,
-                        s.field
-                    );
-                }
+        for s in from_flags.stated() {
+            if let Some(old) = criteria.get(s.field).filter(|old| *old != s.value) {
+                tracing::info!(
+                    "{} {} overrides {} {old:?} from {source}",
+                    s.flag,
+                    s.value,
+                    s.field
+                );
             }
         }
         criteria.overlay_with(&from_flags);
@@ -217,6 +227,25 @@ fn read_criteria_file(path: &str) -> Result<Criteria> {
         .parse()
         .with_context(|| format!("criteria file {path}"))?;
     Ok(criteria)
+}
+
+fn read_snapshot_criteria(path: &str) -> Result<Criteria> {
+    if path.starts_with("cm://") || path.starts_with("http://") || path.starts_with("https://") {
+        return Err(UsageError(format!(
+            "--snapshot {path}: reading snapshots from ConfigMaps or URLs is not built in this version yet; save the snapshot to a file"
+        ))
+        .into());
+    }
+    let bytes = serializer::read_input(path)?;
+    let snap = Snapshot::parse(&bytes, path)?;
+    let detected = crate::recipe::snapshot::detect(&snap);
+    let found = detected.as_flags();
+    if found.is_empty() {
+        tracing::warn!("the snapshot {path} names no service, accelerator or OS aicr knows; give them as flags");
+    } else {
+        tracing::info!("detected from the snapshot: {found}");
+    }
+    Ok(detected)
 }
 
 /// `--data DIR`, shared by every command that reads recipe data.

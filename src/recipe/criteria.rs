@@ -316,6 +316,7 @@ pub struct CriteriaFile {
     #[allow(dead_code)]
     pub api_version: String,
     #[serde(default)]
+    #[allow(dead_code)] // accepted for Kubernetes-style documents; not used
     pub metadata: Option<super::metadata::ObjectMeta>,
     pub spec: RawCriteria,
 }

@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod query;
 pub mod registry;
 pub mod result;
+pub mod snapshot;
 pub mod store;
 pub mod values;
 

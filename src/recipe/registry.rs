@@ -16,6 +16,7 @@ pub struct RegistryDoc {
     #[allow(dead_code)]
     pub api_version: String,
     #[serde(default)]
+    #[allow(dead_code)] // accepted for Kubernetes-style documents; not used
     pub metadata: Option<super::metadata::ObjectMeta>,
     #[serde(default)]
     pub components: Vec<RegistryComponent>,

@@ -2,6 +2,7 @@
 //! the command, and maps its outcome to the exit-code table in `error`.
 
 mod cli;
+mod collector;
 mod error;
 mod logging;
 mod measurement;

@@ -4,6 +4,7 @@
 //! struct before any work starts, calls the domain modules, and prints.
 
 pub mod completion;
+pub mod diff;
 pub mod query;
 pub mod recipe;
 
@@ -72,6 +73,8 @@ pub enum Command {
     Validate(NotBuiltArgs),
     /// Render deployment artifacts from a recipe (not built in this version yet)
     Bundle(NotBuiltArgs),
+    /// Compare two snapshots or two recipes: changed, added and removed readings
+    Diff(diff::DiffArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
 }
@@ -88,12 +91,16 @@ pub struct NotBuiltArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     Success,
+    /// The command ran and found what it checks for: failed constraints,
+    /// drift between documents (exit 1).
+    Findings,
 }
 
 impl ExitStatus {
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
+            ExitStatus::Findings => 1,
         }
     }
 }
@@ -104,6 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Recipe(args) => recipe::run(args),
         Command::Query(args) => query::run(args),
         Command::Completion(args) => completion::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Snapshot(_) => Err(NotBuilt("snapshot").into()),
         Command::Validate(_) => Err(NotBuilt("validate").into()),
         Command::Bundle(_) => Err(NotBuilt("bundle").into()),

@@ -57,9 +57,32 @@ pub struct Measurement {
     pub kind: MeasurementType,
     #[serde(default)]
     pub subtypes: Vec<Subtype>,
+    /// Why this source could not be read (no GPU, no systemd, no cluster,
+    /// a timeout). Absent when the measurement is complete. Go aicr ignores
+    /// the field, so snapshots stay readable there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+impl Measurement {
+    pub fn new(kind: MeasurementType, subtypes: Vec<Subtype>) -> Measurement {
+        Measurement {
+            kind,
+            subtypes,
+            unavailable: None,
+        }
+    }
+
+    pub fn unavailable(kind: MeasurementType, reason: impl Into<String>) -> Measurement {
+        Measurement {
+            kind,
+            subtypes: Vec::new(),
+            unavailable: Some(reason.into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subtype {
     pub subtype: String,
@@ -77,6 +100,51 @@ pub enum Reading {
     Int(i64),
     Float(f64),
     Text(String),
+}
+
+impl Subtype {
+    pub fn new(name: &str, data: BTreeMap<String, Reading>) -> Subtype {
+        Subtype {
+            subtype: name.to_string(),
+            data,
+            context: BTreeMap::new(),
+        }
+    }
+
+    /// A subtype whose source is missing: no data, the reason in its context.
+    pub fn unavailable(name: &str, reason: impl Into<String>) -> Subtype {
+        let mut context = BTreeMap::new();
+        context.insert("unavailable".to_string(), reason.into());
+        Subtype {
+            subtype: name.to_string(),
+            data: BTreeMap::new(),
+            context,
+        }
+    }
+}
+
+impl From<&str> for Reading {
+    fn from(s: &str) -> Reading {
+        Reading::Text(s.to_string())
+    }
+}
+
+impl From<String> for Reading {
+    fn from(s: String) -> Reading {
+        Reading::Text(s)
+    }
+}
+
+impl From<bool> for Reading {
+    fn from(b: bool) -> Reading {
+        Reading::Bool(b)
+    }
+}
+
+impl From<i64> for Reading {
+    fn from(i: i64) -> Reading {
+        Reading::Int(i)
+    }
 }
 
 impl fmt::Display for Reading {

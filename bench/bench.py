@@ -26,6 +26,7 @@ CASES = [
     ("recipe eks/h100/training/ubuntu", ["recipe", *CRITERIA], 4.0, 10.0, "Go aicr: ~37 ms, ~41 MiB"),
     ("query  gpu-operator driver version", ["query", *CRITERIA, "--selector", "components.gpu-operator.values.driver.version"], 4.0, 10.0, "Go aicr: ~37 ms, ~41 MiB"),
     ("query  whole hydrated recipe", ["query", *CRITERIA, "--selector", "."], 4.0, 10.0, "(same target as query)"),
+    ("snapshot full local (no GPU)", ["snapshot"], 20.0, 16.0, "Go aicr local mode: ~50 ms, ~40 MiB"),
 ]
 
 

@@ -100,7 +100,7 @@ impl Classify for UsageError {
 /// A command that exists in the interface but is not built in this version.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`aicr {0}` is not built in this version of aicr yet; available now: recipe, query, completion"
+    "`aicr {0}` is not built in this version of aicr yet; available now: snapshot, recipe, query, diff, completion"
 )]
 pub struct NotBuilt(pub &'static str);
 

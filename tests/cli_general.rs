@@ -81,7 +81,6 @@ fn completions_for_each_shell() {
 fn commands_not_built_yet() {
     let mut all = String::new();
     for args in [
-        &["snapshot"][..],
         &["validate", "-r", "r.yaml"][..],
         &["bundle", "-r", "r.yaml", "-o", "out"][..],
     ] {

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod diff;
 pub mod query;
 pub mod recipe;
+pub mod snapshot;
 
 use std::path::PathBuf;
 
@@ -63,8 +64,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Capture a node's configuration as a Snapshot (not built in this version yet)
-    Snapshot(NotBuiltArgs),
+    /// Capture this node's configuration (OS, services, GPUs, cluster) as a Snapshot
+    Snapshot(snapshot::SnapshotArgs),
     /// Generate a recipe (components, versions, values, constraints, order) for a cluster
     Recipe(recipe::RecipeArgs),
     /// Print one value or subtree of the fully hydrated recipe
@@ -112,7 +113,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Query(args) => query::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Diff(args) => diff::run(args),
-        Command::Snapshot(_) => Err(NotBuilt("snapshot").into()),
+        Command::Snapshot(args) => snapshot::run(args),
         Command::Validate(_) => Err(NotBuilt("validate").into()),
         Command::Bundle(_) => Err(NotBuilt("bundle").into()),
     }

@@ -159,6 +159,44 @@ impl fmt::Display for Reading {
 }
 
 impl Snapshot {
+    /// The snapshot for a person: one row per reading, and one per source
+    /// that was unavailable, in measurement order.
+    pub fn to_table(&self) -> String {
+        let mut rows = vec![["TYPE", "SUBTYPE", "KEY", "VALUE"]
+            .map(String::from)
+            .to_vec()];
+        for m in &self.measurements {
+            if let Some(reason) = &m.unavailable {
+                rows.push(vec![
+                    m.kind.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    format!("unavailable: {reason}"),
+                ]);
+            }
+            for s in &m.subtypes {
+                if let Some(reason) = s.context.get("unavailable") {
+                    rows.push(vec![
+                        m.kind.to_string(),
+                        s.subtype.clone(),
+                        "-".into(),
+                        format!("unavailable: {reason}"),
+                    ]);
+                }
+                for (k, v) in &s.data {
+                    let v = v.to_string();
+                    let v = if v.contains('\n') {
+                        format!("{:?}", v)
+                    } else {
+                        v
+                    };
+                    rows.push(vec![m.kind.to_string(), s.subtype.clone(), k.clone(), v]);
+                }
+            }
+        }
+        crate::serializer::table::render(&rows)
+    }
+
     /// Parses a snapshot document (YAML or JSON, by content).
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Snapshot, serializer::Error> {
         let v = serializer::parse_value(bytes, origin, SNAPSHOT_KIND)?;

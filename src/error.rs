@@ -126,6 +126,7 @@ pub fn classify(err: &anyhow::Error) -> Class {
             crate::serializer::Error,
             crate::recipe::Error,
             crate::recipe::query::Error,
+            crate::diff::Error,
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             return Class::of_io(e.kind());

@@ -3,6 +3,7 @@
 
 mod cli;
 mod collector;
+mod diff;
 mod error;
 mod logging;
 mod measurement;

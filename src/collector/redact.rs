@@ -42,10 +42,15 @@ const SECRET_VALUE_PREFIXES: &[&str] = &[
     "ASIA",
 ];
 
-/// True when a key names something secret.
+/// True when a key names something secret: it contains a secret word, or
+/// its last part is a key (`tcp_fastopen_key`, `tls-key`; not `keymap`).
 pub fn sensitive_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
+    let last = k.rsplit(['/', '.']).next().unwrap_or(&k);
     SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
+        || last == "key"
+        || last.ends_with("_key")
+        || last.ends_with("-key")
 }
 
 /// True when a value looks like key material whatever its key says.
@@ -96,8 +101,18 @@ mod tests {
         ] {
             assert!(sensitive_key(k), "{k}");
         }
+        assert!(sensitive_key("/proc/sys/net/ipv4/tcp_fastopen_key"));
+        assert_eq!(
+            check(
+                "/proc/sys/net/ipv4/tcp_fastopen_key",
+                "00000000-00000000-00000000-00000000"
+            ),
+            Some(REDACTED)
+        );
+        assert_eq!(check("/proc/sys/kernel/keys/root_maxkeys", "1000000"), None);
         for k in [
             "/proc/sys/kernel/keys/maxkeys",
+            "keymap",
             "console",
             "root",
             "nvidia.NVreg_OpenRmEnableUnsupportedGpus",

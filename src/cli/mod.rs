@@ -286,7 +286,29 @@ pub fn emit(output: &Output, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// `-t/--format` default when not given.
-pub fn format_or(f: Option<Format>, default: Format) -> Format {
-    f.unwrap_or(default)
+/// `-o/--output` and `-t/--format`, shared by the commands that write a document.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Where to write: a file path (written atomically) or - for stdout
+    #[arg(short = 'o', long, value_name = "PATH", help_heading = "Output")]
+    pub output: Option<String>,
+
+    /// Output format: yaml (default), json or table
+    #[arg(
+        short = 't',
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
+    pub format: Option<Format>,
+}
+
+impl OutputArgs {
+    /// The checked destination and the format, `default` when not given.
+    pub fn resolve(&self, default: Format) -> Result<(Output, Format)> {
+        let output = Output::parse(self.output.as_deref());
+        output.check()?;
+        Ok((output, self.format.unwrap_or(default)))
+    }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
 
-use super::{format_or, CriteriaArgs, DataArgs, ExitStatus};
+use super::{CriteriaArgs, DataArgs, ExitStatus};
 use crate::recipe::{query, Catalog, Criteria};
 use crate::serializer::{self, table, Format, Output};
 
@@ -46,7 +46,7 @@ pub fn run(args: QueryArgs) -> Result<ExitStatus> {
     let settings = Settings {
         criteria: args.criteria.resolve()?,
         selector: args.selector.clone(),
-        format: format_or(args.format, Format::Yaml),
+        format: args.format.unwrap_or(Format::Yaml),
     };
     let store = args.data.open()?;
     let catalog = Catalog::load(&store)?;

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::{emit, format_or, CriteriaArgs, DataArgs, ExitStatus};
+use super::{emit, CriteriaArgs, DataArgs, ExitStatus, OutputArgs};
 use crate::recipe::{Catalog, Criteria};
 use crate::serializer::{self, table, Format, Output};
 
@@ -17,21 +17,10 @@ pub struct RecipeArgs {
     #[command(flatten)]
     pub data: DataArgs,
 
-    /// Where to write: a file path (written atomically) or - for stdout
-    #[arg(short = 'o', long, value_name = "PATH", help_heading = "Output")]
-    pub output: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 
-    /// Output format [default: yaml; table for --list]
-    #[arg(
-        short = 't',
-        long,
-        value_enum,
-        value_name = "FORMAT",
-        help_heading = "Output"
-    )]
-    pub format: Option<Format>,
-
-    /// List the criteria combinations that have overlays (filtered by any criteria given)
+    /// List the criteria combinations that have overlays, filtered by any criteria given (a table unless -t is given)
     #[arg(long)]
     pub list: bool,
 }
@@ -46,19 +35,15 @@ struct Settings {
 
 impl Settings {
     fn resolve(args: &RecipeArgs) -> Result<Settings> {
-        let output = Output::parse(args.output.as_deref());
-        output.check()?;
+        let (output, format) = args.out.resolve(if args.list {
+            Format::Table
+        } else {
+            Format::Yaml
+        })?;
         Ok(Settings {
             criteria: args.criteria.resolve()?,
             output,
-            format: format_or(
-                args.format,
-                if args.list {
-                    Format::Table
-                } else {
-                    Format::Yaml
-                },
-            ),
+            format,
             list: args.list,
         })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use super::{emit, format_or, ExitStatus};
+use super::{emit, ExitStatus, OutputArgs};
 use crate::collector::{self, ClusterConfig, Collector, Context, GpuSource};
 use crate::error::UsageError;
 use crate::measurement::{Snapshot, SNAPSHOT_KIND};
@@ -17,19 +17,8 @@ use crate::serializer::{self, Format, Output, API_VERSION};
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
-    /// Where to write: a file path (written atomically) or - for stdout
-    #[arg(short = 'o', long, value_name = "PATH", help_heading = "Output")]
-    pub output: Option<String>,
-
-    /// Output format [default: yaml]
-    #[arg(
-        short = 't',
-        long,
-        value_enum,
-        value_name = "FORMAT",
-        help_heading = "Output"
-    )]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 
     /// Leave out metadata.timestamp, so snapshots of an unchanged node are byte-identical
     #[arg(long, help_heading = "Output")]
@@ -97,8 +86,7 @@ struct Settings {
 
 impl Settings {
     fn resolve(args: SnapshotArgs) -> Result<Settings> {
-        let output = Output::parse(args.output.as_deref());
-        output.check()?;
+        let (output, format) = args.out.resolve(Format::Yaml)?;
         let known = collector::names();
         for name in args.filter.iter().chain(&args.exclude) {
             if !known.contains(&name.trim()) {
@@ -147,7 +135,7 @@ impl Settings {
                 search_path,
             },
             output,
-            format: format_or(args.format, Format::Yaml),
+            format,
             timestamp: !args.no_timestamp,
         })
     }

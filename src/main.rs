@@ -5,6 +5,7 @@ mod cli;
 mod collector;
 mod diff;
 mod error;
+mod k8s;
 mod logging;
 mod measurement;
 mod recipe;

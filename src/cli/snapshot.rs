@@ -71,6 +71,10 @@ pub struct SnapshotArgs {
     )]
     pub gpu_source: GpuSource,
 
+    /// This node's name in the cluster [default: the hostname]
+    #[arg(long, value_name = "NAME", env = "NODE_NAME", help_heading = "Cluster")]
+    pub node_name: Option<String>,
+
     /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
     #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
@@ -87,6 +91,7 @@ struct Settings {
 impl Settings {
     fn resolve(args: SnapshotArgs) -> Result<Settings> {
         let (output, format) = args.out.resolve(Format::Yaml)?;
+        let node_name = args.node_name.clone().filter(|n| !n.trim().is_empty());
         let known = collector::names();
         for name in args.filter.iter().chain(&args.exclude) {
             if !known.contains(&name.trim()) {
@@ -133,6 +138,7 @@ impl Settings {
                 gpu_source: args.gpu_source,
                 cluster,
                 search_path,
+                node_name,
             },
             output,
             format,
@@ -172,8 +178,13 @@ fn cluster_config(flag: Option<PathBuf>) -> Result<ClusterConfig> {
 }
 
 pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
-    let settings = Settings::resolve(args)?;
-    let node = hostname(&settings.context);
+    let mut settings = Settings::resolve(args)?;
+    let node = settings
+        .context
+        .node_name
+        .clone()
+        .unwrap_or_else(|| hostname(&settings.context));
+    settings.context.node_name = Some(node.clone());
     let measurements = collector::run(settings.collectors, settings.context);
     let mut metadata = std::collections::BTreeMap::new();
     metadata.insert("source-node".to_string(), node);

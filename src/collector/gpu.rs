@@ -525,6 +525,7 @@ mod tests {
             gpu_source,
             cluster: ClusterConfig::None,
             search_path,
+            node_name: None,
         }
     }
 

@@ -54,6 +54,8 @@ pub struct Context {
     pub cluster: ClusterConfig,
     /// Directories searched for `nvidia-smi` and `systemctl` (the PATH).
     pub search_path: Vec<PathBuf>,
+    /// This node's name in the cluster (NODE_NAME, else the hostname).
+    pub node_name: Option<String>,
 }
 
 impl Context {

@@ -29,7 +29,12 @@ pub fn aicr() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("aicr").expect("binary builds");
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("AICR_") || k == "NO_COLOR" || k == "KUBECONFIG" {
+        if k.starts_with("AICR_")
+            || matches!(
+                k.as_str(),
+                "NO_COLOR" | "KUBECONFIG" | "NODE_NAME" | "KUBERNETES_SERVICE_HOST"
+            )
+        {
             cmd.env_remove(k);
         }
     }

@@ -80,6 +80,25 @@ impl Cluster {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A copy of the admin kubeconfig that authenticates with `token`.
+    fn with_token(&self, token: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kubeconfig");
+        let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("token:") {
+                    format!("    token: {token}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&kc, text.join("\n")).unwrap();
+        (dir, kc)
+    }
+
     fn snapshot(&self, kubeconfig: &std::path::Path, node: &str) -> Value {
         let out = aicr()
             .args([
@@ -236,21 +255,7 @@ fn reads_the_cluster() {
 #[test]
 fn wrong_token_is_unauthorized() {
     let Some(c) = cluster() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("token:") {
-                "    token: not-a-valid-token".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&kc, text).unwrap();
+    let (_dir, kc) = c.with_token("not-a-valid-token");
     let snap = c.snapshot(&kc, "any-node");
     for m in snap["measurements"].as_array().unwrap() {
         let reason = m["unavailable"].as_str().unwrap_or_else(|| panic!("{m}"));
@@ -267,21 +272,7 @@ fn missing_permissions_are_reported_per_subtype() {
     c.kubectl(&["create", "namespace", &ns], None);
     c.kubectl(&["create", "serviceaccount", "nobody", "-n", &ns], None);
     let token = c.kubectl(&["create", "token", "nobody", "-n", &ns], None);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("token:") {
-                format!("    token: {}", token.trim())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&kc, text).unwrap();
+    let (_dir, kc) = c.with_token(token.trim());
     let snap = c.snapshot(&kc, "any-node");
     assert!(
         sub(&snap, "K8s", "server")["data"]["version"].is_string(),

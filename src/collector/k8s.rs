@@ -166,30 +166,17 @@ async fn node(client: &kube::Client, name: Option<&str>) -> (Subtype, Subtype, S
 /// Container images in use across the cluster, with how many containers
 /// run each (`K8s.image`).
 async fn images(client: &kube::Client) -> Result<Subtype, String> {
-    let api = Api::<Pod>::all(client.clone());
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default().limit(PAGE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = api.list(&lp).await.map_err(|e| crate::k8s::reason(&e))?;
-        for pod in &page.items {
-            let Some(spec) = &pod.spec else { continue };
-            for c in spec
-                .containers
-                .iter()
-                .chain(spec.init_containers.iter().flatten())
-            {
-                if let Some(image) = &c.image {
-                    *counts.entry(image.clone()).or_default() += 1;
-                }
+    for pod in list_all(&Api::<Pod>::all(client.clone())).await? {
+        let Some(spec) = &pod.spec else { continue };
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
+            if let Some(image) = &c.image {
+                *counts.entry(image.clone()).or_default() += 1;
             }
-        }
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if token.is_none() {
-            break;
         }
     }
     Ok(Subtype::new(
@@ -277,8 +264,29 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Reading>) {
 /// How many nodes the cluster has, and how many offer NVIDIA GPUs
 /// (`NodeTopology.summary`).
 async fn summary(client: &kube::Client) -> Result<Subtype, String> {
-    let api = Api::<Node>::all(client.clone());
-    let (mut nodes, mut gpu_nodes) = (0i64, 0i64);
+    let all = list_all(&Api::<Node>::all(client.clone())).await?;
+    let has_gpus = |n: &&Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("nvidia.com/gpu"))
+            .is_some_and(|q| q.0 != "0")
+    };
+    let mut data = BTreeMap::new();
+    data.insert("nodes".to_string(), Reading::Int(all.len() as i64));
+    data.insert(
+        "gpu-nodes".to_string(),
+        Reading::Int(all.iter().filter(has_gpus).count() as i64),
+    );
+    Ok(Subtype::new("summary", data))
+}
+
+/// Every object of a list, page by page.
+async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>, String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut all = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut lp = ListParams::default().limit(PAGE);
@@ -286,23 +294,10 @@ async fn summary(client: &kube::Client) -> Result<Subtype, String> {
             lp = lp.continue_token(t);
         }
         let page = api.list(&lp).await.map_err(|e| crate::k8s::reason(&e))?;
-        for n in &page.items {
-            nodes += 1;
-            let gpus = n
-                .status
-                .as_ref()
-                .and_then(|s| s.capacity.as_ref())
-                .and_then(|c| c.get("nvidia.com/gpu"))
-                .is_some_and(|q| q.0 != "0");
-            gpu_nodes += i64::from(gpus);
-        }
+        all.extend(page.items);
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
-            break;
+            return Ok(all);
         }
     }
-    let mut data = BTreeMap::new();
-    data.insert("nodes".to_string(), Reading::Int(nodes));
-    data.insert("gpu-nodes".to_string(), Reading::Int(gpu_nodes));
-    Ok(Subtype::new("summary", data))
 }

@@ -274,10 +274,8 @@ impl Path {
                     if !out.is_empty() {
                         out.push('.');
                     }
-                    if kind == Kind::Recipe
-                        && (k.is_empty() || k.contains(['.', '[', ']', '"', ' ']))
-                    {
-                        out.push_str(&format!("{k:?}"));
+                    if kind == Kind::Recipe {
+                        out.push_str(&serializer::table::path_key(k));
                     } else {
                         out.push_str(k);
                     }

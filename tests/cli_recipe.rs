@@ -103,6 +103,42 @@ fn criteria_file_and_flag_override() {
     );
 }
 
+/// A flag given as `any` clears the file's value; `--nodes` adds to it.
+#[test]
+fn criteria_file_any_flag_clears_and_nodes_adds() {
+    let file = fixture("criteria/eks-h100-training.yaml");
+    let f = file.to_str().unwrap();
+    let out = run(&[
+        "recipe",
+        "-c",
+        f,
+        "--service",
+        "any",
+        "--os",
+        "any",
+        "--intent",
+        "any",
+        "-t",
+        "json",
+    ]);
+    assert_eq!(
+        code(&out),
+        2,
+        "accelerator h100 alone has no overlay: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("(asked: --accelerator h100)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["recipe", "-c", f, "--nodes", "4", "-t", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["criteria"]["service"], "eks");
+    assert_eq!(v["criteria"]["nodes"], 4);
+}
+
 #[test]
 fn criteria_file_parsed_by_content_not_extension() {
     let file = fixture("criteria/aks-json.txt");

@@ -206,16 +206,18 @@ impl CriteriaArgs {
                 );
             }
         }
-        criteria.overlay_with(&from_flags);
-        // A flag that says `any` explicitly clears the file's value.
-        macro_rules! clear_any {
+        // A flag that was given replaces the file's value, `any` included.
+        macro_rules! given {
             ($($f:ident),*) => {$(
-                if self.$f.is_some() && from_flags.$f.is_none() {
-                    criteria.$f = None;
+                if self.$f.is_some() {
+                    criteria.$f = from_flags.$f;
                 }
             )*};
         }
-        clear_any!(service, accelerator, intent, os, platform);
+        given!(service, accelerator, intent, os, platform);
+        if from_flags.nodes != 0 {
+            criteria.nodes = from_flags.nodes;
+        }
         Ok(criteria)
     }
 }

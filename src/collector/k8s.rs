@@ -224,7 +224,7 @@ async fn policy(client: &kube::Client) -> Result<Subtype, String> {
     {
         data.insert("status.state".into(), Reading::from(state));
     }
-    Ok(super::os::redacted(Subtype::new("policy", data)))
+    Ok(super::redact::subtype(Subtype::new("policy", data)))
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Reading>) {

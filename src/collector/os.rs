@@ -66,7 +66,7 @@ fn kernel(ctx: &Context) -> Subtype {
 
 fn grub(ctx: &Context) -> Subtype {
     match read(ctx, "/proc/cmdline") {
-        Ok(t) => redacted(Subtype::new("grub", parse_cmdline(&t))),
+        Ok(t) => redact::subtype(Subtype::new("grub", parse_cmdline(&t))),
         Err(e) => Subtype::unavailable("grub", e),
     }
 }
@@ -107,7 +107,7 @@ fn sysctl(ctx: &Context) -> Subtype {
         data.extend(readings);
         unreadable += failed;
     }
-    let mut sub = redacted(Subtype::new("sysctl", data));
+    let mut sub = redact::subtype(Subtype::new("sysctl", data));
     if unreadable > 0 {
         sub.context.insert(
             "unreadable".into(),
@@ -199,23 +199,6 @@ fn read_sysctl_files(files: &[(String, std::path::PathBuf)]) -> (Vec<(String, Re
         }
     }
     (out, failed)
-}
-
-/// Replaces secret-looking values and lists their keys in the context.
-pub fn redacted(mut sub: Subtype) -> Subtype {
-    let mut hidden = Vec::new();
-    for (k, v) in sub.data.iter_mut() {
-        if let Reading::Text(text) = v {
-            if let Some(r) = redact::check(k, text) {
-                *v = Reading::from(r);
-                hidden.push(k.clone());
-            }
-        }
-    }
-    if !hidden.is_empty() {
-        sub.context.insert("redacted".into(), hidden.join(", "));
-    }
-    sub
 }
 
 /// `KEY=value` lines; values may be quoted with `"` or `'`.
@@ -327,7 +310,7 @@ mod tests {
 
     #[test]
     fn secrets_on_the_command_line_are_redacted_visibly() {
-        let sub = redacted(Subtype::new(
+        let sub = redact::subtype(Subtype::new(
             "grub",
             parse_cmdline(
                 "ro registry_token=abc123 x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijkl",

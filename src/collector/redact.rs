@@ -5,6 +5,8 @@
 //! Callers list the redacted keys in the subtype's context, so a reader sees
 //! that something was removed and where.
 
+use crate::measurement::{Reading, Subtype};
+
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -84,6 +86,23 @@ pub fn check(key: &str, value: &str) -> Option<&'static str> {
             "true" | "false" | "yes" | "no" | "on" | "off"
         );
     ((sensitive_key(key) && !plain) || sensitive_value(v)).then_some(REDACTED)
+}
+
+/// Replaces secret-looking values and lists their keys in the context.
+pub fn subtype(mut sub: Subtype) -> Subtype {
+    let mut hidden = Vec::new();
+    for (k, v) in sub.data.iter_mut() {
+        if let Reading::Text(text) = v {
+            if let Some(r) = check(k, text) {
+                *v = Reading::from(r);
+                hidden.push(k.clone());
+            }
+        }
+    }
+    if !hidden.is_empty() {
+        sub.context.insert("redacted".into(), hidden.join(", "));
+    }
+    sub
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub fn parse_show(text: &str) -> Vec<Subtype> {
                 _ => {}
             }
         }
-        subs.push(super::os::redacted(Subtype::new(name, data)));
+        subs.push(super::redact::subtype(Subtype::new(name, data)));
     }
     subs
 }

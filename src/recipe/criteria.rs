@@ -212,28 +212,6 @@ impl Criteria {
         }
         parts.join(" ")
     }
-
-    /// Fields of `other` that are stated replace ours.
-    pub fn overlay_with(&mut self, other: &Criteria) {
-        if other.service.is_some() {
-            self.service = other.service;
-        }
-        if other.accelerator.is_some() {
-            self.accelerator = other.accelerator;
-        }
-        if other.intent.is_some() {
-            self.intent = other.intent;
-        }
-        if other.os.is_some() {
-            self.os = other.os;
-        }
-        if other.platform.is_some() {
-            self.platform = other.platform;
-        }
-        if other.nodes != 0 {
-            self.nodes = other.nodes;
-        }
-    }
 }
 
 /// Criteria as written in files: every field optional, unknown fields refused.

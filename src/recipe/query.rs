@@ -151,11 +151,7 @@ fn show(path: &[Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                if k.is_empty() || k.contains(['.', '[', ']', '"', ' ']) {
-                    out.push_str(&format!("{k:?}"));
-                } else {
-                    out.push_str(k);
-                }
+                out.push_str(&crate::serializer::table::path_key(k));
             }
             Segment::Index(n) => out.push_str(&format!("[{n}]")),
         }

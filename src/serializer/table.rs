@@ -40,11 +40,7 @@ fn walk(value: &Value, path: String, rows: &mut Vec<Vec<String>>) {
     match value {
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
-                let key = if k.contains(['.', '[', ']', '"', ' ']) {
-                    format!("{k:?}")
-                } else {
-                    k.clone()
-                };
+                let key = path_key(k).into_owned();
                 let p = if path.is_empty() {
                     key
                 } else {
@@ -66,6 +62,18 @@ fn walk(value: &Value, path: String, rows: &mut Vec<Vec<String>>) {
             };
             rows.push(vec![p, scalar_text(leaf)]);
         }
+    }
+}
+
+/// A map key as a path segment in the `aicr query` selector syntax: bare,
+/// or quoted when it is empty or holds `.`, `[`, `]`, `"` or a space. Tables,
+/// query messages and diffs all write paths this way, so any path they show
+/// can be pasted into `--selector`.
+pub fn path_key(k: &str) -> std::borrow::Cow<'_, str> {
+    if k.is_empty() || k.contains(['.', '[', ']', '"', ' ']) {
+        std::borrow::Cow::Owned(format!("{k:?}"))
+    } else {
+        std::borrow::Cow::Borrowed(k)
     }
 }
 

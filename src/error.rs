@@ -100,7 +100,7 @@ impl Classify for UsageError {
 /// A command that exists in the interface but is not built in this version.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`aicr {0}` is not built in this version of aicr yet; available now: snapshot, recipe, query, diff, completion"
+    "`aicr {0}` is not built in this version of aicr yet; available now: snapshot, recipe, query, bundle, verify, diff, completion"
 )]
 pub struct NotBuilt(pub &'static str);
 
@@ -127,6 +127,9 @@ pub fn classify(err: &anyhow::Error) -> Class {
             crate::recipe::Error,
             crate::recipe::query::Error,
             crate::diff::Error,
+            crate::bundler::Error,
+            crate::bundler::output::Error,
+            crate::bundler::checksum::Error,
         );
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             return Class::of_io(e.kind());

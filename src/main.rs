@@ -1,8 +1,10 @@
 //! aicr: AI Cluster Runtime. Parses the command line, sets up logging, runs
 //! the command, and maps its outcome to the exit-code table in `error`.
 
+mod bundler;
 mod cli;
 mod collector;
+mod deployer;
 mod diff;
 mod error;
 mod k8s;

@@ -3,11 +3,13 @@
 //! per subcommand. Each subcommand module turns its arguments into a settings
 //! struct before any work starts, calls the domain modules, and prints.
 
+pub mod bundle;
 pub mod completion;
 pub mod diff;
 pub mod query;
 pub mod recipe;
 pub mod snapshot;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -72,8 +74,10 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Check a recipe's constraints against a snapshot (not built in this version yet)
     Validate(NotBuiltArgs),
-    /// Render deployment artifacts from a recipe (not built in this version yet)
-    Bundle(NotBuiltArgs),
+    /// Render a deployable bundle (Helm scripts, Argo CD or Flux objects) from a recipe
+    Bundle(bundle::BundleArgs),
+    /// Check a bundle directory against its checksums.txt
+    Verify(verify::VerifyArgs),
     /// Compare two snapshots or two recipes: changed, added and removed readings
     Diff(diff::DiffArgs),
     /// Print a shell completion script
@@ -115,7 +119,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Diff(args) => diff::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Validate(_) => Err(NotBuilt("validate").into()),
-        Command::Bundle(_) => Err(NotBuilt("bundle").into()),
+        Command::Bundle(args) => bundle::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 

@@ -1,0 +1,174 @@
+//! `checksums.txt`: the SHA-256 of every file of a bundle but itself
+//! (`recipe.yaml` included), as `sha256sum -c` reads it; and the check of a
+//! bundle directory against it, reporting missing, changed and extra files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::output::{Files, MARKER};
+use crate::error::{Class, Classify};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}: no such bundle directory")]
+    NotFound(String),
+    #[error("{path}: not a bundle: {reason}")]
+    NotBundle { path: String, reason: String },
+    #[error("{path} line {line}: {reason}; expected '<sha256>  <relative path>'")]
+    Malformed {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot read {path}: {io}")]
+    Read { path: String, io: std::io::Error },
+}
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        match self {
+            Error::NotFound(_) => Class::NotFound,
+            Error::Read { io, .. } => Class::of_io(io.kind()),
+            _ => Class::InvalidInput,
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The text of `checksums.txt` for `files` (which must not hold it yet).
+pub fn render(files: &Files) -> String {
+    let mut s = String::new();
+    for (path, f) in &files.0 {
+        s.push_str(&sha256_hex(&f.bytes));
+        s.push_str("  ");
+        s.push_str(path);
+        s.push('\n');
+    }
+    s
+}
+
+/// What `verify` found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub verified: bool,
+    /// Files listed and matching.
+    pub files: usize,
+    pub missing: Vec<String>,
+    pub changed: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+/// Checks a bundle directory against its `checksums.txt`.
+pub fn verify(dir: &Path) -> Result<Report, Error> {
+    let shown = dir.display().to_string();
+    if !dir.is_dir() {
+        return Err(Error::NotFound(shown));
+    }
+    let list_path = dir.join(MARKER);
+    let text = match std::fs::read_to_string(&list_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotBundle {
+                path: shown,
+                reason: format!("it has no {MARKER}"),
+            })
+        }
+        Err(io) => {
+            return Err(Error::Read {
+                path: list_path.display().to_string(),
+                io,
+            })
+        }
+    };
+    let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |reason: &str| Error::Malformed {
+            path: list_path.display().to_string(),
+            line: i + 1,
+            reason: reason.to_string(),
+        };
+        if line.is_empty() {
+            continue;
+        }
+        let Some((sum, path)) = line.split_once("  ") else {
+            return Err(bad("no two-space separator"));
+        };
+        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("the checksum is not 64 hex digits"));
+        }
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(bad("the path is not a plain relative path inside the bundle"));
+        }
+        if listed
+            .insert(path.to_string(), sum.to_ascii_lowercase())
+            .is_some()
+        {
+            return Err(bad("the path is listed twice"));
+        }
+    }
+    let mut report = Report::default();
+    for (path, sum) in &listed {
+        let p = dir.join(path);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() => {
+                let bytes = std::fs::read(&p).map_err(|io| Error::Read {
+                    path: p.display().to_string(),
+                    io,
+                })?;
+                if &sha256_hex(&bytes) == sum {
+                    report.files += 1;
+                } else {
+                    report.changed.push(path.clone());
+                }
+            }
+            Ok(_) => report.changed.push(path.clone()),
+            Err(_) => report.missing.push(path.clone()),
+        }
+    }
+    let mut present = Vec::new();
+    walk(dir, "", &mut present).map_err(|io| Error::Read {
+        path: shown.clone(),
+        io,
+    })?;
+    report.extra = present
+        .into_iter()
+        .filter(|p| p != MARKER && !listed.contains_key(p))
+        .collect();
+    report.verified =
+        report.missing.is_empty() && report.changed.is_empty() && report.extra.is_empty();
+    Ok(report)
+}
+
+/// Every entry that is not a directory, as a relative path, sorted.
+fn walk(root: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(prefix))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if e.file_type()?.is_dir() {
+            walk(root, &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}

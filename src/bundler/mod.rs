@@ -1,0 +1,583 @@
+//! Bundling: a `RecipeResult` becomes the files of a deployable directory.
+//! This module owns what every deployer shares: the checks on the recipe,
+//! `--set` and `--enabled` switches, scheduling injection, per-component
+//! values, rendered manifests and READMEs, the root README, `recipe.yaml`,
+//! `checksums.txt`, and writing the directory atomically. What a deployer adds
+//! (scripts, Applications, HelmReleases) lives in `crate::deployer`.
+//!
+//! Everything is driven by the registry and the recipe: a new component is
+//! data, not code.
+
+pub mod checksum;
+pub mod output;
+pub mod render;
+pub mod safety;
+pub mod scheduling;
+pub mod set;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use crate::error::{Class, Classify};
+use crate::recipe::catalog::deployment_order;
+use crate::recipe::metadata::{sort_keys, ComponentRef};
+use crate::recipe::registry::{Registry, RegistryComponent};
+use crate::recipe::result::RecipeResult;
+use crate::recipe::values::component_values;
+use crate::recipe::DataStore;
+use crate::serializer;
+
+pub use output::Files;
+use scheduling::Scheduling;
+use set::Assignment;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{flag} {arg:?}: {reason}")]
+    BadSet {
+        flag: &'static str,
+        arg: String,
+        reason: String,
+    },
+    #[error("{flag} {arg:?}: {reason}")]
+    BadFlag {
+        flag: &'static str,
+        arg: String,
+        reason: String,
+    },
+    #[error("{flag} names component {component:?}, which is not in the component registry; components and their --set names: {known}")]
+    SetUnknownComponent {
+        flag: &'static str,
+        component: String,
+        known: String,
+    },
+    #[error("{flag} names component {component:?}, which is not in this recipe; components in the recipe: {known}")]
+    SetNotInRecipe {
+        flag: &'static str,
+        component: String,
+        known: String,
+    },
+    #[error("the recipe has no components; nothing to bundle")]
+    NoComponents,
+    #[error("every component of the recipe is disabled; nothing to bundle")]
+    AllDisabled,
+    #[error("component {component:?} is not in the component registry; registered components: {known}")]
+    UnknownComponent { component: String, known: String },
+    #[error("component {component:?}: registry path {path:?}: {reason}")]
+    RegistryPath {
+        component: String,
+        path: String,
+        reason: String,
+    },
+    #[error("component {component:?}: registry validation function {function:?} is unknown; known functions: {known}")]
+    UnknownValidation {
+        component: String,
+        function: String,
+        known: &'static str,
+    },
+    #[error("recipe: deploymentOrder {0}")]
+    BadOrder(String),
+    #[error("component {component:?}: {field} {value:?} {reason}")]
+    Unsafe {
+        component: String,
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("component {component:?}: manifest {file}: {reason}")]
+    Manifest {
+        component: String,
+        file: String,
+        reason: String,
+    },
+    #[error("template {name}: {reason}")]
+    Template { name: String, reason: String },
+    #[error(transparent)]
+    Recipe(#[from] crate::recipe::Error),
+    #[error(transparent)]
+    Output(#[from] output::Error),
+}
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        match self {
+            Error::Recipe(e) => e.class(),
+            Error::Output(e) => e.class(),
+            Error::Template { .. } => Class::Internal,
+            _ => Class::InvalidInput,
+        }
+    }
+}
+
+/// Where a component's chart comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A classic Helm repository (`https://...`, `helm --repo`).
+    Repo(String),
+    /// An OCI registry (`oci://host/path`); the chart is `<url>/<chart>`.
+    Oci(String),
+    /// No chart: the component is its manifests.
+    Manifests,
+}
+
+/// One rendered manifest file of a component.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub file_name: String,
+    pub text: String,
+    /// Every document is a built-in Kubernetes kind (no CRD needed), so it
+    /// can be applied before the chart is installed.
+    pub builtin_only: bool,
+    /// At least one document is a built-in kind.
+    pub has_builtin: bool,
+}
+
+/// A component ready to be written by a deployer.
+#[derive(Clone, Debug)]
+pub struct Component {
+    pub name: String,
+    pub display_name: String,
+    pub namespace: String,
+    pub chart: String,
+    pub version: String,
+    pub source: Source,
+    pub dependencies: Vec<String>,
+    /// Index in the deployment order (Argo CD sync wave).
+    pub wave: usize,
+    pub values: Value,
+    pub manifests: Vec<Manifest>,
+}
+
+impl Component {
+    pub fn source_url(&self) -> &str {
+        match &self.source {
+            Source::Repo(u) | Source::Oci(u) => u,
+            Source::Manifests => "",
+        }
+    }
+}
+
+/// What `bundle` was asked to do, besides the recipe.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub sets: Vec<Assignment>,
+    pub scheduling: Scheduling,
+}
+
+/// The recipe made ready for a deployer.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The recipe as bundled: disabled components removed.
+    pub recipe: RecipeResult,
+    /// Enabled components in deployment order.
+    pub components: Vec<Component>,
+    /// Warnings for the operator (registry validations, dropped
+    /// dependencies).
+    pub warnings: Vec<String>,
+}
+
+/// Checks the recipe and options against the registry and builds every
+/// component: values, `--set`, scheduling, rendered manifests.
+pub fn prepare(store: &DataStore, recipe: &RecipeResult, opts: &Options) -> Result<Prepared, Error> {
+    let registry = store.registry()?;
+    if recipe.component_refs.is_empty() {
+        return Err(Error::NoComponents);
+    }
+    for r in &recipe.component_refs {
+        safety::component_name(&r.name)?;
+        if registry.get(&r.name).is_none() {
+            return Err(Error::UnknownComponent {
+                component: r.name.clone(),
+                known: registry.names().join(", "),
+            });
+        }
+    }
+    let in_recipe: BTreeSet<&str> = recipe
+        .component_refs
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+
+    // --set: resolve each component token to a registry name in the recipe.
+    let mut sets: BTreeMap<&str, Vec<&Assignment>> = BTreeMap::new();
+    let mut switches: BTreeMap<&str, bool> = BTreeMap::new();
+    for a in &opts.sets {
+        let name = resolve_component(&registry, &a.component).ok_or_else(|| {
+            Error::SetUnknownComponent {
+                flag: a.flag.flag(),
+                component: a.component.clone(),
+                known: set_names(&registry),
+            }
+        })?;
+        if !in_recipe.contains(name) {
+            return Err(Error::SetNotInRecipe {
+                flag: a.flag.flag(),
+                component: a.component.clone(),
+                known: in_recipe.iter().copied().collect::<Vec<_>>().join(", "),
+            });
+        }
+        match a.enabled()? {
+            Some(on) => {
+                switches.insert(name, on);
+            }
+            None => sets.entry(name).or_default().push(a),
+        }
+    }
+
+    // Enabled components; dependencies on disabled ones are dropped, with a
+    // warning.
+    let mut warnings = Vec::new();
+    let enabled = |r: &ComponentRef| {
+        switches
+            .get(r.name.as_str())
+            .copied()
+            .unwrap_or(r.overrides.get("enabled") != Some(&Value::Bool(false)))
+    };
+    let kept: BTreeSet<String> = recipe
+        .component_refs
+        .iter()
+        .filter(|r| enabled(r))
+        .map(|r| r.name.clone())
+        .collect();
+    if kept.is_empty() {
+        return Err(Error::AllDisabled);
+    }
+    let mut refs: Vec<ComponentRef> = Vec::with_capacity(kept.len());
+    for r in recipe.component_refs.iter().filter(|r| enabled(r)) {
+        let mut r = r.clone();
+        r.dependency_refs.retain(|d| {
+            let keep = kept.contains(d);
+            if !keep {
+                warnings.push(format!(
+                    "{} depends on {d}, which is disabled; install {d} yourself before {}",
+                    r.name, r.name
+                ));
+            }
+            keep
+        });
+        refs.push(r);
+    }
+    let order = checked_order(recipe, &refs)?;
+
+    let mut bundled = recipe.clone();
+    bundled.component_refs = refs.clone();
+    bundled.deployment_order = order.clone();
+
+    // Components are independent: build them concurrently.
+    let intent = recipe.criteria.get("intent").map(str::to_string);
+    let results: Vec<Result<Component, Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = order
+            .iter()
+            .enumerate()
+            .map(|(wave, name)| {
+                let r = refs.iter().find(|r| &r.name == name).expect("order holds refs");
+                let reg = registry.get(name).expect("checked above");
+                let sets = sets.get(name.as_str()).cloned().unwrap_or_default();
+                s.spawn(move || build_component(store, r, reg, &sets, &opts.scheduling, wave))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("component threads do not panic"))
+            .collect()
+    });
+    let components = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+
+    // Registry validations: warnings, in component order.
+    for c in &components {
+        let reg = registry.get(&c.name).expect("checked above");
+        for v in &reg.validations {
+            let fires = opts.scheduling.validation_fires(&v.function).ok_or_else(|| {
+                Error::UnknownValidation {
+                    component: c.name.clone(),
+                    function: v.function.clone(),
+                    known: scheduling::VALIDATION_FUNCTIONS,
+                }
+            })?;
+            let applies = v.conditions.iter().all(|(field, allowed)| {
+                let actual = match field.as_str() {
+                    "intent" => intent.clone(),
+                    f => recipe.criteria.get(f).map(str::to_string),
+                };
+                actual.is_some_and(|a| allowed.contains(&a))
+            });
+            if fires && applies {
+                let flag = match v.function.as_str() {
+                    "CheckWorkloadSelectorMissing" => "--workload-selector",
+                    _ => "--accelerated-node-selector",
+                };
+                warnings.push(format!(
+                    "{} is enabled but {flag} is not set. {}",
+                    c.name, v.message
+                ));
+            }
+        }
+    }
+
+    Ok(Prepared {
+        recipe: bundled,
+        components,
+        warnings,
+    })
+}
+
+/// The deployment order: the recipe's own when it lists exactly the enabled
+/// components and puts every dependency first; computed when the recipe
+/// has none. Anything else is an error rather than a silent reorder.
+fn checked_order(recipe: &RecipeResult, refs: &[ComponentRef]) -> Result<Vec<String>, Error> {
+    let computed = deployment_order(refs)?;
+    if recipe.deployment_order.is_empty() {
+        return Ok(computed);
+    }
+    let names: BTreeSet<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+    let given: Vec<String> = recipe
+        .deployment_order
+        .iter()
+        .filter(|n| names.contains(n.as_str()))
+        .cloned()
+        .collect();
+    for n in &recipe.deployment_order {
+        if !recipe.component_refs.iter().any(|r| &r.name == n) {
+            return Err(Error::BadOrder(format!(
+                "names {n:?}, which is not a componentRef"
+            )));
+        }
+    }
+    let unique: BTreeSet<&str> = given.iter().map(String::as_str).collect();
+    if unique.len() != given.len() || unique != names {
+        return Err(Error::BadOrder(format!(
+            "must list every component once; expected {}",
+            computed.join(", ")
+        )));
+    }
+    for (i, n) in given.iter().enumerate() {
+        let r = refs.iter().find(|r| &r.name == n).expect("listed above");
+        for d in &r.dependency_refs {
+            if !given[..i].contains(d) {
+                return Err(Error::BadOrder(format!(
+                    "puts {n} before its dependency {d}"
+                )));
+            }
+        }
+    }
+    Ok(given)
+}
+
+/// A registry name from a `--set` component: the name itself or one of the
+/// component's `valueOverrideKeys`.
+fn resolve_component<'a>(registry: &'a Registry, token: &str) -> Option<&'a str> {
+    registry
+        .components
+        .iter()
+        .find(|c| c.name == token || c.value_override_keys.iter().any(|k| k == token))
+        .map(|c| c.name.as_str())
+}
+
+fn set_names(registry: &Registry) -> String {
+    let mut v: Vec<String> = registry
+        .components
+        .iter()
+        .map(|c| {
+            if c.value_override_keys.is_empty() {
+                c.name.clone()
+            } else {
+                format!("{} ({})", c.name, c.value_override_keys.join(", "))
+            }
+        })
+        .collect();
+    v.sort();
+    v.join(", ")
+}
+
+fn build_component(
+    store: &DataStore,
+    r: &ComponentRef,
+    reg: &RegistryComponent,
+    sets: &[&Assignment],
+    scheduling: &Scheduling,
+    wave: usize,
+) -> Result<Component, Error> {
+    let name = r.name.clone();
+    let pick = |own: &str, default: &str| {
+        if own.is_empty() {
+            default.to_string()
+        } else {
+            own.to_string()
+        }
+    };
+    let namespace = pick(&r.namespace, reg.default_namespace());
+    let chart = pick(&r.chart, reg.default_chart());
+    let version = pick(&r.version, reg.default_version());
+    let url = pick(&r.source, reg.default_source());
+    safety::namespace(&name, &namespace)?;
+    let source = if url.is_empty() {
+        Source::Manifests
+    } else {
+        safety::url(&name, "source", &url)?;
+        safety::chart(&name, &chart)?;
+        safety::version(&name, &version)?;
+        if url.starts_with("oci://") {
+            Source::Oci(url.trim_end_matches('/').to_string())
+        } else {
+            Source::Repo(url)
+        }
+    };
+    if source == Source::Manifests && r.manifest_files.is_empty() {
+        return Err(Error::Unsafe {
+            component: name,
+            field: "source",
+            value: String::new(),
+            reason: "is empty and the component has no manifestFiles: there is nothing to deploy"
+                .into(),
+        });
+    }
+
+    let mut values = component_values(store, r)?;
+    for a in sets {
+        a.apply(&mut values)?;
+    }
+    scheduling.apply(reg, &mut values)?;
+    sort_keys(&mut values);
+
+    let chart_name = if source == Source::Manifests {
+        name.clone()
+    } else {
+        chart.clone()
+    };
+    let ctx = json!({
+        "values": values,
+        "release": {"name": name, "namespace": namespace, "service": "Helm"},
+        "chart": {"name": chart_name, "version": version},
+    });
+    let mut manifests: Vec<Manifest> = Vec::new();
+    for path in &r.manifest_files {
+        let file_name = path.rsplit('/').next().unwrap_or(path).to_string();
+        safety::manifest_file(&name, &file_name)?;
+        if manifests.iter().any(|m| m.file_name == file_name) {
+            return Err(Error::Manifest {
+                component: name,
+                file: file_name,
+                reason: "two manifestFiles have this file name".into(),
+            });
+        }
+        let raw = store.read(path)?;
+        let source_text = String::from_utf8(raw.into_owned()).map_err(|_| Error::Manifest {
+            component: name.clone(),
+            file: path.clone(),
+            reason: "is not UTF-8 text".into(),
+        })?;
+        let text = render::manifest(&source_text, &ctx).map_err(|reason| Error::Manifest {
+            component: name.clone(),
+            file: path.clone(),
+            reason,
+        })?;
+        let kinds = manifest_kinds(&text).map_err(|reason| Error::Manifest {
+            component: name.clone(),
+            file: path.clone(),
+            reason,
+        })?;
+        if kinds.is_empty() {
+            tracing::debug!(component = %name, file = %path, "manifest renders no objects; left out");
+            continue;
+        }
+        manifests.push(Manifest {
+            file_name,
+            text,
+            builtin_only: kinds.iter().all(|b| *b),
+            has_builtin: kinds.iter().any(|b| *b),
+        });
+    }
+
+    Ok(Component {
+        display_name: if reg.display_name.is_empty() {
+            name.clone()
+        } else {
+            reg.display_name.clone()
+        },
+        name,
+        namespace,
+        chart,
+        version,
+        source,
+        dependencies: r.dependency_refs.clone(),
+        wave,
+        values,
+        manifests,
+    })
+}
+
+/// For each object in a rendered manifest: is its kind built into
+/// Kubernetes? A document that is not a Kubernetes object is an error.
+fn manifest_kinds(text: &str) -> Result<Vec<bool>, String> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let v = Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+        if v.is_null() {
+            continue;
+        }
+        let api = v.get("apiVersion").and_then(Value::as_str);
+        let kind = v.get("kind").and_then(Value::as_str);
+        let (Some(api), Some(_)) = (api, kind) else {
+            return Err(format!(
+                "document {} is not a Kubernetes object (apiVersion and kind are required)",
+                i + 1
+            ));
+        };
+        out.push(is_builtin_api(api));
+    }
+    Ok(out)
+}
+
+/// Core (`v1`), unqualified groups (`apps`, `batch`, `policy`) and the
+/// `*.k8s.io` groups are served by every API server; anything else needs a
+/// CRD.
+fn is_builtin_api(api_version: &str) -> bool {
+    match api_version.rsplit_once('/') {
+        None => true,
+        Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
+    }
+}
+
+/// The YAML of a component's values file.
+pub fn values_yaml(c: &Component) -> String {
+    let mut s = format!(
+        "# Helm values for {} ({}), generated by aicr bundle.\n",
+        c.name,
+        if c.source == Source::Manifests {
+            "rendered into its manifests".to_string()
+        } else {
+            format!("chart {} {}", c.chart, c.version)
+        }
+    );
+    if c.values.as_object().is_some_and(|m| m.is_empty()) {
+        s.push_str("{}\n");
+    } else {
+        s.push_str(&serializer::yaml::to_string(&c.values));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_apis() {
+        for a in ["v1", "apps/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1"] {
+            assert!(is_builtin_api(a), "{a}");
+        }
+        for a in ["skyhook.nvidia.com/v1alpha1", "nvidia.com/v1", "argoproj.io/v1alpha1"] {
+            assert!(!is_builtin_api(a), "{a}");
+        }
+    }
+
+    #[test]
+    fn kinds_of_documents() {
+        let t = "# c\n---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: a.b/v1\nkind: X\n";
+        assert_eq!(manifest_kinds(t).unwrap(), vec![true, false]);
+        assert!(manifest_kinds("# only comments\n").unwrap().is_empty());
+        assert!(manifest_kinds("a: 1\n").is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! `aicr bundle`: a recipe (from a file, or built from criteria or a
+//! snapshot) to a deployable directory; `--verify DIR` checks one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+
+use super::verify::{self, VerifyFormat};
+use super::{CriteriaArgs, DataArgs, ExitStatus};
+use crate::bundler::scheduling::{parse_selector, Scheduling, Toleration};
+use crate::bundler::set::{Assignment, SetKind};
+use crate::bundler::{self, output, safety, Options};
+use crate::deployer::{self, GitSource, Kind, REPO_PLACEHOLDER};
+use crate::error::UsageError;
+use crate::recipe::result::{RecipeResult, RESULT_KIND};
+use crate::recipe::Catalog;
+use crate::serializer;
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// RecipeResult file (YAML or JSON, `-` for stdin); or build the recipe from criteria flags, -c or -s
+    #[arg(
+        short = 'r',
+        long,
+        value_name = "FILE",
+        help_heading = "Input",
+        conflicts_with_all = ["service", "accelerator", "intent", "os", "platform", "criteria_file", "snapshot"]
+    )]
+    pub recipe: Option<String>,
+
+    #[command(flatten)]
+    pub criteria: CriteriaArgs,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Bundle directory: created, or replaced when it holds an earlier bundle
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "DIR",
+        default_value = "./bundle",
+        help_heading = "Output"
+    )]
+    pub output: PathBuf,
+
+    /// How the bundle is deployed
+    #[arg(
+        short = 'd',
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "helm",
+        help_heading = "Deployment"
+    )]
+    pub deployer: Kind,
+
+    /// Git repository the bundle will be pushed to (argocd, flux)
+    #[arg(long, value_name = "URL", help_heading = "Deployment")]
+    pub repo: Option<String>,
+
+    /// Branch or tag of --repo (argocd, flux)
+    #[arg(
+        long,
+        value_name = "REV",
+        default_value = "main",
+        help_heading = "Deployment"
+    )]
+    pub revision: String,
+
+    /// Set a Helm value: COMPONENT:PATH=VALUE (bool, int and null typed, else a string); COMPONENT:enabled=false drops a component
+    #[arg(long = "set", value_name = "C:PATH=VALUE", help_heading = "Values")]
+    pub set: Vec<String>,
+
+    /// Set a Helm value as a string: COMPONENT:PATH=VALUE
+    #[arg(long = "set-string", value_name = "C:PATH=VALUE", help_heading = "Values")]
+    pub set_string: Vec<String>,
+
+    /// Set a Helm value from JSON: COMPONENT:PATH=JSON
+    #[arg(long = "set-json", value_name = "C:PATH=JSON", help_heading = "Values")]
+    pub set_json: Vec<String>,
+
+    /// Node selector for system components: KEY=VALUE (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Scheduling")]
+    pub system_node_selector: Vec<String>,
+
+    /// Toleration for system components: KEY=VALUE:EFFECT or KEY:EFFECT (repeatable)
+    #[arg(long, value_name = "TOLERATION", help_heading = "Scheduling")]
+    pub system_node_toleration: Vec<String>,
+
+    /// Node selector for GPU node components: KEY=VALUE (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Scheduling")]
+    pub accelerated_node_selector: Vec<String>,
+
+    /// Toleration for GPU node components: KEY=VALUE:EFFECT or KEY:EFFECT (repeatable)
+    #[arg(long, value_name = "TOLERATION", help_heading = "Scheduling")]
+    pub accelerated_node_toleration: Vec<String>,
+
+    /// Taint that keeps workloads off a node until it is ready: KEY=VALUE:EFFECT or KEY:EFFECT
+    #[arg(long, value_name = "TAINT", help_heading = "Scheduling")]
+    pub workload_gate: Option<String>,
+
+    /// Labels of workload pods that node setup must not disrupt: KEY=VALUE (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Scheduling")]
+    pub workload_selector: Vec<String>,
+
+    /// Check the bundle in DIR against its checksums.txt instead of bundling (same as `aicr verify DIR`)
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    pub verify: Option<PathBuf>,
+}
+
+/// Everything `bundle` needs, resolved and checked before work starts.
+struct Settings {
+    recipe_file: Option<String>,
+    output: PathBuf,
+    deployer: Kind,
+    git: GitSource,
+    options: Options,
+}
+
+impl Settings {
+    fn resolve(args: &BundleArgs) -> Result<Settings> {
+        let mut sets = Vec::new();
+        for (list, kind) in [
+            (&args.set, SetKind::Typed),
+            (&args.set_string, SetKind::String),
+            (&args.set_json, SetKind::Json),
+        ] {
+            for a in list {
+                sets.push(Assignment::parse(a, kind)?);
+            }
+        }
+        let tolerations = |flag: &'static str, list: &[String]| {
+            list.iter()
+                .map(|t| Toleration::parse(flag, t))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let nodes = match args.criteria.nodes {
+            Some(n) => crate::recipe::criteria::parse_nodes(n)?,
+            None => 0,
+        };
+        let scheduling = Scheduling {
+            system_selector: parse_selector("--system-node-selector", &args.system_node_selector)?,
+            system_tolerations: tolerations(
+                "--system-node-toleration",
+                &args.system_node_toleration,
+            )?,
+            accelerated_selector: parse_selector(
+                "--accelerated-node-selector",
+                &args.accelerated_node_selector,
+            )?,
+            accelerated_tolerations: tolerations(
+                "--accelerated-node-toleration",
+                &args.accelerated_node_toleration,
+            )?,
+            workload_gate: args
+                .workload_gate
+                .as_deref()
+                .map(|g| Toleration::parse("--workload-gate", g))
+                .transpose()?,
+            workload_selector: parse_selector("--workload-selector", &args.workload_selector)?,
+            nodes,
+        };
+        let gitops = matches!(args.deployer, Kind::Argocd | Kind::Flux);
+        if !gitops && args.repo.is_some() {
+            return Err(UsageError(
+                "--repo applies to the argocd and flux deployers; the helm deployer has no repository"
+                    .into(),
+            )
+            .into());
+        }
+        if let Some(r) = &args.repo {
+            safety::repo_url(r)?;
+        }
+        safety::revision(&args.revision)?;
+        if args.recipe.is_none()
+            && args.criteria.criteria_file.is_none()
+            && args.criteria.snapshot.is_none()
+            && [
+                &args.criteria.service,
+                &args.criteria.accelerator,
+                &args.criteria.intent,
+                &args.criteria.os,
+                &args.criteria.platform,
+            ]
+            .iter()
+            .all(|f| f.is_none())
+        {
+            return Err(UsageError(
+                "no recipe: give -r FILE (or -r - for stdin), or criteria (--service, --accelerator, --intent, --os, --platform, -c FILE, -s SNAPSHOT) to build one"
+                    .into(),
+            )
+            .into());
+        }
+        output::check_destination(&args.output).map_err(bundler::Error::from)?;
+        Ok(Settings {
+            recipe_file: args.recipe.clone(),
+            output: args.output.clone(),
+            deployer: args.deployer,
+            git: GitSource {
+                repo: args
+                    .repo
+                    .clone()
+                    .unwrap_or_else(|| REPO_PLACEHOLDER.to_string()),
+                revision: args.revision.clone(),
+                placeholder: args.repo.is_none(),
+            },
+            options: Options { sets, scheduling },
+        })
+    }
+}
+
+pub fn run(args: BundleArgs) -> Result<ExitStatus> {
+    if let Some(dir) = &args.verify {
+        return verify::check(dir, VerifyFormat::Text);
+    }
+    let mut settings = Settings::resolve(&args)?;
+    let store = args.data.open()?;
+    let recipe = match &settings.recipe_file {
+        Some(path) => read_recipe(path)?,
+        None => {
+            let criteria = args.criteria.resolve()?;
+            let catalog = Catalog::load(&store)?;
+            catalog.resolve(&store, &criteria)?
+        }
+    };
+    if args.criteria.nodes.is_none() {
+        settings.options.scheduling.nodes = recipe.criteria.nodes;
+    }
+    let prepared = bundler::prepare(&store, &recipe, &settings.options)?;
+    let deployer = deployer::new(settings.deployer, settings.git.clone());
+    let files = deployer::assemble(&prepared, deployer.as_ref())?;
+    output::write(&settings.output, &files).map_err(bundler::Error::from)?;
+
+    for w in prepared.warnings.iter().chain(deployer.warnings().iter()) {
+        tracing::warn!("{w}");
+    }
+    let shown = display_dir(&settings.output);
+    let mut summary = format!(
+        "Bundle written to {shown}: {} components, {} files, {} deployer.\n",
+        prepared.components.len(),
+        files.len(),
+        settings.deployer.name()
+    );
+    summary.push_str("To deploy:\n");
+    for (i, step) in deployer.next_steps(&shown).iter().enumerate() {
+        summary.push_str(&format!("  {}. {step}\n", i + 1));
+    }
+    super::emit(&serializer::Output::Stdout, &summary)?;
+    Ok(ExitStatus::Success)
+}
+
+fn read_recipe(path: &str) -> Result<RecipeResult> {
+    let bytes = serializer::read_input(path)?;
+    let value = serializer::parse_value(&bytes, path, RESULT_KIND)?;
+    Ok(serializer::typed_document(value, path, RESULT_KIND, false)?)
+}
+
+/// The bundle directory as the user named it, made absolute.
+fn display_dir(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,177 @@
+//! Deployers: how a bundle is deployed. Each deployer adds its own files
+//! (scripts, Argo CD Applications, Flux objects) to what the bundler shares,
+//! and says how to deploy the result. `assemble` puts a whole bundle
+//! together: component files, deployer files, README, recipe and checksums.
+
+pub mod argocd;
+pub mod flux;
+pub mod helm;
+
+use serde_json::{json, Value};
+
+use crate::bundler::{self, render, Component, Files, Prepared, Source};
+use crate::serializer;
+
+/// The deployers `-d/--deployer` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// deploy.sh and undeploy.sh running helm and kubectl
+    Helm,
+    /// An Argo CD app-of-apps with one Application per component
+    Argocd,
+    /// Flux HelmRepository/OCIRepository and HelmRelease objects with a kustomization.yaml
+    Flux,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Helm => "helm",
+            Kind::Argocd => "argocd",
+            Kind::Flux => "flux",
+        }
+    }
+}
+
+/// Settings a GitOps deployer needs: where the bundle will be pushed.
+#[derive(Clone, Debug)]
+pub struct GitSource {
+    pub repo: String,
+    pub revision: String,
+    /// `--repo` was not given: `repo` is a placeholder to be replaced.
+    pub placeholder: bool,
+}
+
+pub const REPO_PLACEHOLDER: &str = "https://github.com/YOUR-ORG/YOUR-REPO.git";
+
+/// What each deployer does.
+pub trait Deployer {
+    fn kind(&self) -> Kind;
+    /// Adds the deployer's files.
+    fn add_files(&self, b: &Prepared, files: &mut Files) -> Result<(), bundler::Error>;
+    /// The steps to deploy the bundle, for the summary on stdout.
+    fn next_steps(&self, dir: &str) -> Vec<String>;
+    /// Warnings about the settings (a missing `--repo`).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+pub fn new(kind: Kind, git: GitSource) -> Box<dyn Deployer> {
+    match kind {
+        Kind::Helm => Box::new(helm::Helm),
+        Kind::Argocd => Box::new(argocd::ArgoCd { git }),
+        Kind::Flux => Box::new(flux::Flux { git }),
+    }
+}
+
+/// The whole bundle: per component `values.yaml`, `manifests/*.yaml` and
+/// `README.md`; the deployer's files; root `README.md`, `recipe.yaml` and
+/// `checksums.txt` (covering every other file).
+pub fn assemble(b: &Prepared, d: &dyn Deployer) -> Result<Files, bundler::Error> {
+    let mut files = Files::default();
+    for c in &b.components {
+        files.add(format!("{}/values.yaml", c.name), bundler::values_yaml(c));
+        for m in &c.manifests {
+            files.add(format!("{}/manifests/{}", c.name, m.file_name), m.text.clone());
+        }
+        files.add(
+            format!("{}/README.md", c.name),
+            render::template("component-README.md.j2", &component_context(c, d.kind()))?,
+        );
+    }
+    d.add_files(b, &mut files)?;
+    files.add(
+        "recipe.yaml",
+        serializer::yaml::to_string(&b.recipe.to_value()),
+    );
+    files.add("README.md", render::template("README.md.j2", &root_context(b, d))?);
+    let sums = bundler::checksum::render(&files);
+    files.add(bundler::output::MARKER, sums);
+    Ok(files)
+}
+
+/// The Helm command line pieces of a chart component: the chart reference
+/// and, for a classic repository, `--repo`.
+pub fn chart_ref(c: &Component) -> (String, Option<String>) {
+    match &c.source {
+        Source::Repo(url) => (c.chart.clone(), Some(url.clone())),
+        Source::Oci(url) => (format!("{url}/{}", c.chart), None),
+        Source::Manifests => (String::new(), None),
+    }
+}
+
+/// What the templates know of a component.
+pub fn component_context(c: &Component, kind: Kind) -> Value {
+    let (chart_ref, repo) = chart_ref(c);
+    let mut install = Vec::new();
+    if c.source != Source::Manifests {
+        let mut cmd = vec![
+            "helm".to_string(),
+            "upgrade".into(),
+            "--install".into(),
+            c.name.clone(),
+            chart_ref.clone(),
+        ];
+        if let Some(r) = &repo {
+            cmd.extend(["--repo".into(), r.clone()]);
+        }
+        cmd.extend([
+            "--version".into(),
+            c.version.clone(),
+            "--namespace".into(),
+            c.namespace.clone(),
+            "--create-namespace".into(),
+            "--values".into(),
+            format!("{}/values.yaml", c.name),
+        ]);
+        install.push(
+            cmd.into_iter()
+                .map(render::shell_quote_if_needed)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    json!({
+        "name": c.name,
+        "display_name": c.display_name,
+        "namespace": c.namespace,
+        "chart": c.chart,
+        "chart_ref": chart_ref,
+        "repo": repo.unwrap_or_default(),
+        "version": c.version,
+        "source": c.source_url(),
+        "manifest_only": c.source == Source::Manifests,
+        "oci": matches!(c.source, Source::Oci(_)),
+        "dependencies": c.dependencies,
+        "wave": c.wave,
+        "manifests": c.manifests.iter().map(|m| json!({
+            "file": m.file_name,
+            "pre": m.has_builtin,
+            "post": !m.builtin_only,
+            "tolerant": m.has_builtin && !m.builtin_only,
+        })).collect::<Vec<_>>(),
+        "install": install,
+        "deployer": kind.name(),
+    })
+}
+
+fn root_context(b: &Prepared, d: &dyn Deployer) -> Value {
+    let criteria: Vec<Value> = b
+        .recipe
+        .criteria
+        .stated()
+        .iter()
+        .map(|s| json!({"field": s.field, "value": s.value}))
+        .collect();
+    json!({
+        "deployer": d.kind().name(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "criteria": criteria,
+        "nodes": b.recipe.criteria.nodes,
+        "overlays": b.recipe.metadata.applied_overlays,
+        "components": b.components.iter().map(|c| component_context(c, d.kind())).collect::<Vec<_>>(),
+        "constraints": b.recipe.constraints,
+        "warnings": b.warnings.iter().cloned().chain(d.warnings()).collect::<Vec<_>>(),
+    })
+}

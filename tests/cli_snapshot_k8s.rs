@@ -9,77 +9,11 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::cluster::*;
 use common::*;
 use serde_json::Value;
 
-struct Cluster {
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-}
-
-/// The test cluster of `.ci/kube/start.sh`, or `None` outside CI when it is
-/// not running.
-fn cluster() -> Option<Cluster> {
-    let dir = std::env::var_os("KUBE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/aicr-test-kube"))
-        })
-        .expect("KUBE_DIR or HOME is set");
-    let c = Cluster {
-        kubeconfig: dir.join("kubeconfig"),
-        kubectl: dir.join("bin/kubectl"),
-    };
-    let up = c.kubeconfig.is_file()
-        && c.kubectl.is_file()
-        && Command::new(&c.kubectl)
-            .args([
-                "--kubeconfig",
-                c.kubeconfig.to_str().unwrap(),
-                "get",
-                "--raw",
-                "/readyz",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the test kube-apiserver is not running at {}: .ci/run starts it",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: no test kube-apiserver (run .ci/kube/install.sh and .ci/kube/start.sh)"
-        );
-        return None;
-    }
-    Some(c)
-}
-
 impl Cluster {
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
-        use std::io::Write;
-        let mut cmd = Command::new(&self.kubectl);
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.unwrap_or("").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() || err.contains("AlreadyExists"),
-            "kubectl {args:?}: {err}"
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
     /// A copy of the admin kubeconfig that authenticates with `token`.
     fn with_token(&self, token: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -118,14 +52,6 @@ impl Cluster {
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         serde_json::from_str(&stdout(&out)).unwrap()
     }
-}
-
-/// A name no earlier run used: the server keeps deleted namespaces.
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{prefix}-{}-{}", std::process::id(), t.subsec_nanos())
 }
 
 fn sub<'a>(snap: &'a Value, kind: &str, name: &str) -> &'a Value {

@@ -109,9 +109,13 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
         }
         if path.is_empty()
             || path.starts_with('/')
-            || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
-            return Err(bad("the path is not a plain relative path inside the bundle"));
+            return Err(bad(
+                "the path is not a plain relative path inside the bundle",
+            ));
         }
         if listed
             .insert(path.to_string(), sum.to_ascii_lowercase())

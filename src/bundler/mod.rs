@@ -62,7 +62,9 @@ pub enum Error {
     NoComponents,
     #[error("every component of the recipe is disabled; nothing to bundle")]
     AllDisabled,
-    #[error("component {component:?} is not in the component registry; registered components: {known}")]
+    #[error(
+        "component {component:?} is not in the component registry; registered components: {known}"
+    )]
     UnknownComponent { component: String, known: String },
     #[error("component {component:?}: registry path {path:?}: {reason}")]
     RegistryPath {
@@ -179,7 +181,11 @@ pub struct Prepared {
 
 /// Checks the recipe and options against the registry and builds every
 /// component: values, `--set`, scheduling, rendered manifests.
-pub fn prepare(store: &DataStore, recipe: &RecipeResult, opts: &Options) -> Result<Prepared, Error> {
+pub fn prepare(
+    store: &DataStore,
+    recipe: &RecipeResult,
+    opts: &Options,
+) -> Result<Prepared, Error> {
     let registry = store.registry()?;
     if recipe.component_refs.is_empty() {
         return Err(Error::NoComponents);
@@ -271,7 +277,10 @@ pub fn prepare(store: &DataStore, recipe: &RecipeResult, opts: &Options) -> Resu
             .iter()
             .enumerate()
             .map(|(wave, name)| {
-                let r = refs.iter().find(|r| &r.name == name).expect("order holds refs");
+                let r = refs
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .expect("order holds refs");
                 let reg = registry.get(name).expect("checked above");
                 let sets = sets.get(name.as_str()).cloned().unwrap_or_default();
                 s.spawn(move || build_component(store, r, reg, &sets, &opts.scheduling, wave))
@@ -288,13 +297,14 @@ pub fn prepare(store: &DataStore, recipe: &RecipeResult, opts: &Options) -> Resu
     for c in &components {
         let reg = registry.get(&c.name).expect("checked above");
         for v in &reg.validations {
-            let fires = opts.scheduling.validation_fires(&v.function).ok_or_else(|| {
-                Error::UnknownValidation {
+            let fires = opts
+                .scheduling
+                .validation_fires(&v.function)
+                .ok_or_else(|| Error::UnknownValidation {
                     component: c.name.clone(),
                     function: v.function.clone(),
                     known: scheduling::VALIDATION_FUNCTIONS,
-                }
-            })?;
+                })?;
             let applies = v.conditions.iter().all(|(field, allowed)| {
                 let actual = match field.as_str() {
                     "intent" => intent.clone(),
@@ -440,15 +450,18 @@ fn build_component(
     scheduling.apply(reg, &mut values)?;
     sort_keys(&mut values);
 
-    let chart_name = if source == Source::Manifests {
-        name.clone()
+    // `chart` as a Helm template sees it: a manifest-only component is a
+    // chart aicr generates, versioned as aicr; a chart's version drops its
+    // leading `v`, as in Chart.yaml (`helm.sh/chart: gpu-operator-25.10.1`).
+    let (chart_name, chart_version) = if source == Source::Manifests {
+        (name.clone(), env!("CARGO_PKG_VERSION").to_string())
     } else {
-        chart.clone()
+        (chart.clone(), version.trim_start_matches('v').to_string())
     };
     let ctx = json!({
         "values": values,
         "release": {"name": name, "namespace": namespace, "service": "Helm"},
-        "chart": {"name": chart_name, "version": version},
+        "chart": {"name": chart_name, "version": chart_version},
     });
     let mut manifests: Vec<Manifest> = Vec::new();
     for path in &r.manifest_files {
@@ -530,13 +543,39 @@ fn manifest_kinds(text: &str) -> Result<Vec<bool>, String> {
     Ok(out)
 }
 
-/// Core (`v1`), unqualified groups (`apps`, `batch`, `policy`) and the
-/// `*.k8s.io` groups are served by every API server; anything else needs a
-/// CRD.
-fn is_builtin_api(api_version: &str) -> bool {
+/// API groups every Kubernetes API server serves; anything else needs a CRD
+/// (`gateway.networking.k8s.io` included, whatever its suffix).
+const BUILTIN_GROUPS: [&str; 22] = [
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "internal.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "rbac.authorization.k8s.io",
+    "resource.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "storagemigration.k8s.io",
+];
+
+/// Is an `apiVersion` served without a CRD? Core (`v1`) and the built-in
+/// groups are.
+pub fn is_builtin_api(api_version: &str) -> bool {
     match api_version.rsplit_once('/') {
         None => true,
-        Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
+        Some((group, _)) => BUILTIN_GROUPS.contains(&group),
     }
 }
 
@@ -565,10 +604,20 @@ mod tests {
 
     #[test]
     fn builtin_apis() {
-        for a in ["v1", "apps/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1"] {
+        for a in [
+            "v1",
+            "apps/v1",
+            "rbac.authorization.k8s.io/v1",
+            "apiextensions.k8s.io/v1",
+        ] {
             assert!(is_builtin_api(a), "{a}");
         }
-        for a in ["skyhook.nvidia.com/v1alpha1", "nvidia.com/v1", "argoproj.io/v1alpha1"] {
+        for a in [
+            "skyhook.nvidia.com/v1alpha1",
+            "nvidia.com/v1",
+            "argoproj.io/v1alpha1",
+            "gateway.networking.k8s.io/v1",
+        ] {
             assert!(!is_builtin_api(a), "{a}");
         }
     }

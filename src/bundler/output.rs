@@ -75,9 +75,9 @@ pub fn check_destination(dir: &Path) -> Result<(), Error> {
         reason,
     };
     match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() => Err(err(
-            "is a symbolic link; give the real directory".into(),
-        )),
+        Ok(m) if m.file_type().is_symlink() => {
+            Err(err("is a symbolic link; give the real directory".into()))
+        }
         Ok(m) if !m.is_dir() => Err(err("exists and is not a directory".into())),
         Ok(_) => {
             let mut entries = std::fs::read_dir(dir).map_err(|e| err(e.to_string()))?;

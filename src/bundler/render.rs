@@ -51,7 +51,11 @@ pub fn shell_quote(s: String) -> String {
 pub fn shell_quote_if_needed(s: String) -> String {
     let plain = !s.is_empty()
         && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b'=')
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b'='
+                )
         });
     if plain {
         s
@@ -99,11 +103,15 @@ pub fn template<S: Serialize>(name: &str, ctx: &S) -> Result<String, Error> {
             reason: describe(&e),
         })?;
     env.set_syntax(syntax);
-    env.render_named_str(name, text, minijinja::Value::from(minijinja::value::Serde(ctx)))
-        .map_err(|e| Error::Template {
-            name: name.to_string(),
-            reason: describe(&e),
-        })
+    env.render_named_str(
+        name,
+        text,
+        minijinja::Value::from(minijinja::value::Serde(ctx)),
+    )
+    .map_err(|e| Error::Template {
+        name: name.to_string(),
+        reason: describe(&e),
+    })
 }
 
 #[cfg(test)]
@@ -120,7 +128,11 @@ mod tests {
     #[test]
     fn manifests_are_strict_and_have_toyaml() {
         let ctx = json!({"values": {"a": {"b": [1, "x"]}}});
-        let out = manifest("k:{{ \"\\n\" ~ (values.a | toyaml | indent(2, true)) }}", &ctx).unwrap();
+        let out = manifest(
+            "k:{{ \"\\n\" ~ (values.a | toyaml | indent(2, true)) }}",
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(out, "k:\n  b:\n    - 1\n    - x");
         assert!(manifest("{{ values.missing.x }}", &ctx).is_err());
     }

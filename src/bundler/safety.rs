@@ -103,7 +103,11 @@ pub fn version(component: &str, version: &str) -> Result<(), Error> {
 fn url_ok(url: &str, git: bool) -> bool {
     let rest = ["https://", "http://", "oci://"]
         .iter()
-        .chain(if git { &["ssh://", "git@"][..] } else { &[][..] })
+        .chain(if git {
+            &["ssh://", "git@"][..]
+        } else {
+            &[][..]
+        })
         .find_map(|p| url.strip_prefix(p));
     let Some(rest) = rest else {
         return false;
@@ -113,7 +117,10 @@ fn url_ok(url: &str, git: bool) -> bool {
         && rest.as_bytes()[0].is_ascii_alphanumeric()
         && rest.bytes().all(|c| {
             c.is_ascii_alphanumeric()
-                || matches!(c, b'-' | b'_' | b'.' | b'~' | b'/' | b':' | b'@' | b'%' | b'+')
+                || matches!(
+                    c,
+                    b'-' | b'_' | b'.' | b'~' | b'/' | b':' | b'@' | b'%' | b'+'
+                )
         })
 }
 
@@ -165,7 +172,10 @@ pub fn revision(rev: &str) -> Result<(), Error> {
 
 pub fn manifest_file(component: &str, file: &str) -> Result<(), Error> {
     let ok = file.len() <= 255
-        && file.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && file
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
         && file
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))

@@ -30,9 +30,7 @@ impl Toleration {
             reason,
         };
         let Some((kv, effect)) = arg.rsplit_once(':') else {
-            return Err(bad(
-                "expected key=value:Effect or key:Effect".to_string(),
-            ));
+            return Err(bad("expected key=value:Effect or key:Effect".to_string()));
         };
         if !EFFECTS.contains(&effect) {
             return Err(bad(format!(
@@ -57,7 +55,9 @@ impl Toleration {
 
     fn to_value(&self) -> Value {
         match &self.value {
-            Some(v) => json!({"key": self.key, "operator": "Equal", "value": v, "effect": self.effect}),
+            Some(v) => {
+                json!({"key": self.key, "operator": "Equal", "value": v, "effect": self.effect})
+            }
             None => json!({"key": self.key, "operator": "Exists", "effect": self.effect}),
         }
     }
@@ -242,7 +242,8 @@ impl Scheduling {
 }
 
 /// Names of the validation functions `validation_fires` knows.
-pub const VALIDATION_FUNCTIONS: &str = "CheckWorkloadSelectorMissing, CheckAcceleratedSelectorMissing";
+pub const VALIDATION_FUNCTIONS: &str =
+    "CheckWorkloadSelectorMissing, CheckAcceleratedSelectorMissing";
 
 #[cfg(test)]
 mod tests {
@@ -260,7 +261,13 @@ mod tests {
             t.to_value(),
             json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"})
         );
-        for bad in ["bad", "k=v:Sometimes", "=v:NoSchedule", "k=v v:NoSchedule", "a b:NoSchedule"] {
+        for bad in [
+            "bad",
+            "k=v:Sometimes",
+            "=v:NoSchedule",
+            "k=v v:NoSchedule",
+            "a b:NoSchedule",
+        ] {
             assert!(Toleration::parse("--t", bad).is_err(), "{bad}");
         }
     }

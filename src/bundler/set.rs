@@ -104,7 +104,13 @@ impl Assignment {
             Value::String(s) if s == "true" || s == "false" => Ok(Some(s == "true")),
             other => Err(Error::BadSet {
                 flag: self.flag.flag(),
-                arg: format!("{}:enabled={other}", self.component),
+                arg: format!(
+                    "{}:enabled={}",
+                    self.component,
+                    other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_string)
+                ),
                 reason: "enabled must be true or false".into(),
             }),
         }
@@ -237,7 +243,9 @@ pub fn set_path(root: &mut Value, path: &[Step], value: Value) -> Result<(), Str
         Step::Index(i) => {
             if let Value::Object(m) = root {
                 if !m.is_empty() {
-                    return Err(format!("[{i}] indexes a list, but the value there is a map"));
+                    return Err(format!(
+                        "[{i}] indexes a list, but the value there is a map"
+                    ));
                 }
             }
             if !root.is_array() {
@@ -295,7 +303,9 @@ mod tests {
 
     #[test]
     fn bad_paths() {
-        for p in ["", "a..b", ".a", "a.", "[0]", "a[x]", "a[-1]", "a[0]b", "a[1", "a[70000]"] {
+        for p in [
+            "", "a..b", ".a", "a.", "[0]", "a[x]", "a[-1]", "a[0]b", "a[1", "a[70000]",
+        ] {
             assert!(parse_path(p).is_err(), "{p:?} should be refused");
         }
         let mut v = json!({"a": {"b": 1}});

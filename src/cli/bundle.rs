@@ -74,7 +74,11 @@ pub struct BundleArgs {
     pub set: Vec<String>,
 
     /// Set a Helm value as a string: COMPONENT:PATH=VALUE
-    #[arg(long = "set-string", value_name = "C:PATH=VALUE", help_heading = "Values")]
+    #[arg(
+        long = "set-string",
+        value_name = "C:PATH=VALUE",
+        help_heading = "Values"
+    )]
     pub set_string: Vec<String>,
 
     /// Set a Helm value from JSON: COMPONENT:PATH=JSON

@@ -24,7 +24,13 @@ pub struct VerifyArgs {
     pub dir: PathBuf,
 
     /// Report format
-    #[arg(short = 't', long, value_enum, default_value = "text", help_heading = "Output")]
+    #[arg(
+        short = 't',
+        long,
+        value_enum,
+        default_value = "text",
+        help_heading = "Output"
+    )]
     pub format: VerifyFormat,
 }
 

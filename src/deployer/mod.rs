@@ -73,7 +73,10 @@ pub fn assemble(b: &Prepared, d: &dyn Deployer) -> Result<Files, bundler::Error>
     for c in &b.components {
         files.add(format!("{}/values.yaml", c.name), bundler::values_yaml(c));
         for m in &c.manifests {
-            files.add(format!("{}/manifests/{}", c.name, m.file_name), m.text.clone());
+            files.add(
+                format!("{}/manifests/{}", c.name, m.file_name),
+                m.text.clone(),
+            );
         }
         files.add(
             format!("{}/README.md", c.name),
@@ -85,7 +88,10 @@ pub fn assemble(b: &Prepared, d: &dyn Deployer) -> Result<Files, bundler::Error>
         "recipe.yaml",
         serializer::yaml::to_string(&b.recipe.to_value()),
     );
-    files.add("README.md", render::template("README.md.j2", &root_context(b, d))?);
+    files.add(
+        "README.md",
+        render::template("README.md.j2", &root_context(b, d))?,
+    );
     let sums = bundler::checksum::render(&files);
     files.add(bundler::output::MARKER, sums);
     Ok(files)

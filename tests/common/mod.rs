@@ -2,6 +2,8 @@
 //! environment and capture a whole run as a transcript for insta.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

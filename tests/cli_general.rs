@@ -79,10 +79,7 @@ fn completions_for_each_shell() {
 
 #[test]
 fn commands_not_built_yet() {
-    let mut all = String::new();
-    for args in [&["validate", "-r", "r.yaml"][..]] {
-        all.push_str(&transcript(args));
-    }
+    let all = transcript(&["validate", "-r", "r.yaml"]);
     settings().bind(|| insta::assert_snapshot!("not_built", all));
 }
 

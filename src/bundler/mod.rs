@@ -270,27 +270,55 @@ pub fn prepare(
     bundled.component_refs = refs.clone();
     bundled.deployment_order = order.clone();
 
-    // Components are independent: build them concurrently.
-    let intent = recipe.criteria.get("intent").map(str::to_string);
-    let results: Vec<Result<Component, Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = order
-            .iter()
-            .enumerate()
-            .map(|(wave, name)| {
-                let r = refs
-                    .iter()
-                    .find(|r| &r.name == name)
-                    .expect("order holds refs");
-                let reg = registry.get(name).expect("checked above");
-                let sets = sets.get(name.as_str()).cloned().unwrap_or_default();
-                s.spawn(move || build_component(store, r, reg, &sets, &opts.scheduling, wave))
+    // Components are independent: build them concurrently, on as many
+    // workers as there are CPUs (a thread per component costs more than
+    // most components take).
+    let jobs: Vec<(usize, &ComponentRef, &RegistryComponent, Vec<&Assignment>)> = order
+        .iter()
+        .enumerate()
+        .map(|(wave, name)| {
+            let r = refs
+                .iter()
+                .find(|r| &r.name == name)
+                .expect("order holds refs");
+            let reg = registry.get(name).expect("checked above");
+            (
+                wave,
+                r,
+                reg,
+                sets.get(name.as_str()).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<Component, Error>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((wave, r, reg, sets)) = jobs.get(i) else {
+                            return done;
+                        };
+                        done.push((
+                            i,
+                            build_component(store, r, reg, sets, &opts.scheduling, *wave),
+                        ));
+                    }
+                })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("component threads do not panic"))
+            .flat_map(|h| h.join().expect("component workers do not panic"))
             .collect()
     });
+    results.sort_by_key(|(i, _)| *i);
+    let results = results.into_iter().map(|(_, r)| r);
     let components = results.into_iter().collect::<Result<Vec<_>, _>>()?;
 
     // Registry validations: warnings, in component order.
@@ -306,11 +334,10 @@ pub fn prepare(
                     known: scheduling::VALIDATION_FUNCTIONS,
                 })?;
             let applies = v.conditions.iter().all(|(field, allowed)| {
-                let actual = match field.as_str() {
-                    "intent" => intent.clone(),
-                    f => recipe.criteria.get(f).map(str::to_string),
-                };
-                actual.is_some_and(|a| allowed.contains(&a))
+                recipe
+                    .criteria
+                    .get(field)
+                    .is_some_and(|a| allowed.iter().any(|x| x == a))
             });
             if fires && applies {
                 let flag = match v.function.as_str() {

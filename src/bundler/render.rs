@@ -6,6 +6,8 @@
 //! `lstrip_blocks` and keep their final newline; manifests use the Jinja2
 //! defaults the recipe data is written for (recipes/README.md).
 
+use std::sync::OnceLock;
+
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -82,36 +84,62 @@ pub fn manifest(source: &str, ctx: &serde_json::Value) -> Result<String, String>
         .map_err(|e| format!("template error: {}", describe(&e)))
 }
 
+/// The environment of the embedded templates, each compiled once per run
+/// (a component README is rendered once per component).
+fn templates_env() -> Result<&'static Environment<'static>, Error> {
+    static ENV: OnceLock<Result<Environment<'static>, Error>> = OnceLock::new();
+    let built = ENV.get_or_init(|| {
+        let mut env = base_env();
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| Error::Template {
+                name: "(syntax)".into(),
+                reason: describe(&e),
+            })?;
+        env.set_syntax(syntax);
+        for name in Templates::iter() {
+            let source = Templates::get(&name).expect("listed by iter");
+            let text =
+                String::from_utf8(source.data.into_owned()).map_err(|_| Error::Template {
+                    name: name.to_string(),
+                    reason: "is not UTF-8".into(),
+                })?;
+            env.add_template_owned(name.to_string(), text)
+                .map_err(|e| Error::Template {
+                    name: name.to_string(),
+                    reason: describe(&e),
+                })?;
+        }
+        Ok(env)
+    });
+    match built {
+        Ok(env) => Ok(env),
+        Err(Error::Template { name, reason }) => Err(Error::Template {
+            name: name.clone(),
+            reason: reason.clone(),
+        }),
+        Err(e) => Err(Error::Template {
+            name: "(templates)".into(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// Renders one of the embedded templates (`templates/<name>`).
 pub fn template<S: Serialize>(name: &str, ctx: &S) -> Result<String, Error> {
-    let source = Templates::get(name).ok_or_else(|| Error::Template {
+    let err = |reason: String| Error::Template {
         name: name.to_string(),
-        reason: "is not embedded".into(),
-    })?;
-    let text = std::str::from_utf8(&source.data).map_err(|_| Error::Template {
-        name: name.to_string(),
-        reason: "is not UTF-8".into(),
-    })?;
-    let mut env = base_env();
-    let syntax = SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .keep_trailing_newline(true)
-        .build()
-        .map_err(|e| Error::Template {
-            name: name.to_string(),
-            reason: describe(&e),
-        })?;
-    env.set_syntax(syntax);
-    env.render_named_str(
-        name,
-        text,
-        minijinja::Value::from(minijinja::value::Serde(ctx)),
-    )
-    .map_err(|e| Error::Template {
-        name: name.to_string(),
-        reason: describe(&e),
-    })
+        reason,
+    };
+    let env = templates_env()?;
+    let t = env
+        .get_template(name)
+        .map_err(|_| err("is not embedded".into()))?;
+    t.render(minijinja::Value::from(minijinja::value::Serde(ctx)))
+        .map_err(|e| err(describe(&e)))
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub enum Command {
     /// Check a recipe's constraints against a snapshot (not built in this version yet)
     Validate(NotBuiltArgs),
     /// Render a deployable bundle (Helm scripts, Argo CD or Flux objects) from a recipe
-    Bundle(bundle::BundleArgs),
+    Bundle(Box<bundle::BundleArgs>),
     /// Check a bundle directory against its checksums.txt
     Verify(verify::VerifyArgs),
     /// Compare two snapshots or two recipes: changed, added and removed readings
@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Diff(args) => diff::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Validate(_) => Err(NotBuilt("validate").into()),
-        Command::Bundle(args) => bundle::run(args),
+        Command::Bundle(args) => bundle::run(*args),
         Command::Verify(args) => verify::run(args),
     }
 }

@@ -31,7 +31,9 @@ CASES = [
 ]
 
 
-def run_once(binary, args):
+def run_once(binary, args, fresh=None):
+    if fresh:
+        shutil.rmtree(fresh, ignore_errors=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         file_actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
@@ -47,13 +49,15 @@ def run_once(binary, args):
     return wall * 1000.0, usage.ru_maxrss / 1024.0  # ms, MiB (ru_maxrss is KiB on Linux)
 
 
-def peak_rss_mib(binary, args, runs=20):
+def peak_rss_mib(binary, args, runs=20, fresh=None):
     """Largest peak RSS (MiB) over `runs` runs under GNU time."""
     gnu_time = shutil.which("time", path="/usr/bin:/bin")
     if gnu_time is None:
         sys.exit("GNU time is needed for peak RSS: apt-get install time")
     peak = 0.0
     for _ in range(runs):
+        if fresh:
+            shutil.rmtree(fresh, ignore_errors=True)
         r = subprocess.run([gnu_time, "-f", "%M", binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
         peak = max(peak, int(r.stderr.strip().splitlines()[-1]) / 1024.0)
     return peak
@@ -73,20 +77,40 @@ def main():
     recipe = os.path.join(work, "recipe.yaml")
     with open(recipe, "wb") as f:
         f.write(subprocess.run([binary, "recipe", *CRITERIA], check=True, capture_output=True).stdout)
-    cases = CASES + [
-        ("bundle helm eks/h100/training/ubuntu", ["bundle", "-r", recipe, "-o", os.path.join(work, "helm")], 10.0, 16.0, "Go aicr: ~82 ms, ~40 MiB"),
-        ("bundle argocd eks/h100/training/ubuntu", ["bundle", "-r", recipe, "-o", os.path.join(work, "argocd"), "-d", "argocd", "--repo", "https://git.example.com/gpu.git"], 10.0, 16.0, "Go aicr: ~82 ms, ~40 MiB"),
+    helm = ["bundle", "-r", recipe, "-d", "helm"]
+    argocd = ["bundle", "-r", recipe, "-d", "argocd", "--repo", "https://git.example.com/gpu.git"]
+    d = lambda name: os.path.join(work, name)
+    go = "Go aicr: ~82 ms, ~40 MiB"
+    # (name, args, target ms, target MiB, note, directory removed before each run)
+    cases = [(*c, None) for c in CASES] + [
+        ("bundle helm   into a new directory", [*helm, "-o", d("helm-new")], 10.0, 16.0, go, d("helm-new")),
+        ("bundle helm   over a changed bundle", [*helm, "-o", d("helm-re")], 10.0, 16.0, go, None),
+        ("bundle helm   re-run, unchanged", [*helm, "-o", d("helm-same")], 10.0, 16.0, go, None),
+        ("bundle argocd into a new directory", [*argocd, "-o", d("argo-new")], 10.0, 16.0, go, d("argo-new")),
+        ("bundle argocd over a changed bundle", [*argocd, "-o", d("argo-re")], 10.0, 16.0, go, None),
+        ("bundle argocd re-run, unchanged", [*argocd, "-o", d("argo-same")], 10.0, 16.0, go, None),
     ]
     print(f"binary: {binary} ({os.path.getsize(binary) / 1024 / 1024:.2f} MiB), {a.runs} runs per case, {os.cpu_count()} CPUs")
     print(f"{'case':40} {'median ms':>10} {'p90 ms':>8} {'target':>8} {'peak RSS':>10} {'target':>8}  verdict")
     failed = False
-    for name, args, t_ms, t_mib, note in cases:
+    for name, args, t_ms, t_mib, note, fresh in cases:
+        changed = "changed bundle" in name
+        out_dir = args[args.index("-o") + 1] if "-o" in args else None
+
+        def before():
+            # "over a changed bundle": the previous bundle differs in one
+            # file, so the whole directory is rewritten and the old removed.
+            if changed and os.path.isdir(out_dir):
+                with open(os.path.join(out_dir, "README.md"), "a") as f:
+                    f.write("edited\n")
+            return fresh
+
         for _ in range(5):
-            run_once(binary, args)  # warm the page cache
-        walls = [run_once(binary, args)[0] for _ in range(a.runs)]
+            run_once(binary, args, before())  # warm the page cache
+        walls = [run_once(binary, args, before())[0] for _ in range(a.runs)]
         med = statistics.median(walls)
         p90 = statistics.quantiles(walls, n=10)[-1]
-        peak = peak_rss_mib(binary, args)
+        peak = peak_rss_mib(binary, args, fresh=fresh)
         ok = med < t_ms and peak < t_mib
         failed |= not ok
         print(f"{name:40} {med:10.2f} {p90:8.2f} {'<' + str(t_ms):>8} {peak:8.2f}Mi {'<' + str(t_mib) + 'Mi':>8}  {'ok' if ok else 'MISSED'}   {note}")

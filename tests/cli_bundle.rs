@@ -639,13 +639,34 @@ fn rebundle_replaces_the_directory_and_verify_checks_it() {
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
         .collect();
-    bundle(&recipe, &dir, &[]);
+    // A re-run with the same input leaves the bundle untouched.
+    let mtime = std::fs::metadata(dir.join("deploy.sh"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let out = bundle(&recipe, &dir, &[]);
+    assert!(
+        stdout(&out).starts_with("Bundle unchanged in "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("deploy.sh"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
     assert_eq!(files(&dir), first);
+    // Same input, same bytes: a second directory is identical.
+    let twin = tmp.path().join("twin");
+    bundle(&recipe, &twin, &[]);
+    assert_eq!(files(&twin), first);
     let again: Vec<Vec<u8>> = first
         .iter()
-        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .map(|f| std::fs::read(twin.join(f)).unwrap())
         .collect();
-    assert!(snapshot == again, "a re-run changed bytes");
+    assert!(snapshot == again, "a second run wrote different bytes");
 
     // A re-run without a component leaves no stale directory.
     bundle(&recipe, &dir, &["--set", "aws-efa:enabled=false"]);
@@ -700,6 +721,15 @@ fn rebundle_replaces_the_directory_and_verify_checks_it() {
     });
     assert_eq!(code(&run(&["verify", d])), 1);
     assert_eq!(code(&run(&["bundle", "--verify", d])), 1);
+    // Bundling again repairs it: rewritten whole, the extra file gone.
+    let out = bundle(&recipe, &dir, &["--set", "aws-efa:enabled=false"]);
+    assert!(
+        stdout(&out).starts_with("Bundle written to "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!dir.join("gpu-operator/extra.yaml").exists());
+    assert_eq!(code(&run(&["verify", d])), 0);
 }
 
 /// Runs a bundle that must fail; returns (exit code, stderr) and checks

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Class, Classify};
 use crate::recipe::catalog::deployment_order;
-use crate::recipe::metadata::{sort_keys, ComponentRef};
+use crate::recipe::metadata::{sort_keys, ComponentRef, ComponentType};
 use crate::recipe::registry::{Registry, RegistryComponent};
 use crate::recipe::result::RecipeResult;
 use crate::recipe::values::component_values;
@@ -436,6 +436,15 @@ fn build_component(
     wave: usize,
 ) -> Result<Component, Error> {
     let name = r.name.clone();
+    if r.kind == Some(ComponentType::Kustomize) || (reg.kustomize.is_some() && reg.helm.is_none()) {
+        return Err(Error::Unsafe {
+            component: name,
+            field: "type",
+            value: "Kustomize".into(),
+            reason: "cannot be bundled by this version of aicr (Helm charts and manifests only)"
+                .into(),
+        });
+    }
     let pick = |own: &str, default: &str| {
         if own.is_empty() {
             default.to_string()

@@ -124,16 +124,83 @@ fn sibling(dir: &Path, tag: &str) -> PathBuf {
     parent_dir(dir).join(format!(".{name}.aicr-{tag}-{}", std::process::id()))
 }
 
+/// What `write` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The directory was created or replaced.
+    Written,
+    /// The directory already held exactly these files: left untouched.
+    Unchanged,
+}
+
 /// Writes `files` as the directory `dir`, replacing an earlier bundle there.
-pub fn write(dir: &Path, files: &Files) -> Result<(), Error> {
+/// A bundle that already holds exactly these files, and nothing else, is
+/// left as it is (same bytes, and its timestamps stay).
+pub fn write(dir: &Path, files: &Files) -> Result<Written, Error> {
     check_destination(dir)?;
+    if same_tree(dir, files) {
+        return Ok(Written::Unchanged);
+    }
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
-    let result = write_tree(&tmp, files).and_then(|()| swap(&tmp, dir, &old));
+    let previous = dir.join(MARKER).is_file().then_some(dir);
+    let result = write_tree(&tmp, files, previous).and_then(|()| swap(&tmp, dir, &old));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    result
+    result.map(|()| Written::Written)
+}
+
+/// Does `dir` hold exactly `files`: the same paths, bytes and executable
+/// bits, and no other file?
+fn same_tree(dir: &Path, files: &Files) -> bool {
+    if !dir.join(MARKER).is_file() {
+        return false;
+    }
+    let mut found = 0usize;
+    let ok = same_entries(dir, "", files, &mut found);
+    ok && found == files.0.len()
+}
+
+fn same_entries(root: &Path, prefix: &str, files: &Files, found: &mut usize) -> bool {
+    let Ok(entries) = std::fs::read_dir(root.join(prefix)) else {
+        return false;
+    };
+    for e in entries {
+        let Ok(e) = e else { return false };
+        let Ok(ft) = e.file_type() else { return false };
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if ft.is_dir() {
+            if !same_entries(root, &rel, files, found) {
+                return false;
+            }
+            continue;
+        }
+        let Some(want) = files.0.get(&rel) else {
+            return false;
+        };
+        if !ft.is_file() {
+            return false;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let Ok(meta) = e.metadata() else { return false };
+            if (meta.permissions().mode() & 0o100 != 0) != want.executable {
+                return false;
+            }
+        }
+        match std::fs::read(e.path()) {
+            Ok(bytes) if bytes == want.bytes => *found += 1,
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn werr(p: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -175,7 +242,11 @@ fn in_parallel<T: Sync>(
     })
 }
 
-fn write_tree(root: &Path, files: &Files) -> Result<(), Error> {
+/// Writes the tree at `root`. A file that an earlier bundle at `previous`
+/// already holds with the same bytes and mode is hard-linked from it rather
+/// than written again (the earlier bundle is removed once the new one is in
+/// place, leaving the new directory the only link).
+fn write_tree(root: &Path, files: &Files, previous: Option<&Path>) -> Result<(), Error> {
     if root.exists() {
         remove_tree(root)?;
     }
@@ -201,6 +272,13 @@ fn write_tree(root: &Path, files: &Files) -> Result<(), Error> {
                     made = Some(parent.to_path_buf());
                 }
             }
+            if let Some(prev) = previous {
+                if same_file(&prev.join(rel), f)
+                    && std::fs::hard_link(prev.join(rel), &path).is_ok()
+                {
+                    continue;
+                }
+            }
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             // Files 0644 and scripts 0755, less the umask, set as they are
@@ -215,6 +293,24 @@ fn write_tree(root: &Path, files: &Files) -> Result<(), Error> {
         }
         Ok(())
     })
+}
+
+/// Does the regular file at `path` hold `want`'s bytes and executable bit?
+fn same_file(path: &Path, want: &File) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != want.bytes.len() as u64 {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if (meta.permissions().mode() & 0o100 != 0) != want.executable {
+            return false;
+        }
+    }
+    std::fs::read(path).is_ok_and(|b| b == want.bytes)
 }
 
 /// Removes a directory tree, its top-level entries in parallel.

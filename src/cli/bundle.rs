@@ -235,14 +235,18 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
     let prepared = bundler::prepare(&store, &recipe, &settings.options)?;
     let deployer = deployer::new(settings.deployer, settings.git.clone());
     let files = deployer::assemble(&prepared, deployer.as_ref())?;
-    output::write(&settings.output, &files).map_err(bundler::Error::from)?;
+    let written = output::write(&settings.output, &files).map_err(bundler::Error::from)?;
 
     for w in prepared.warnings.iter().chain(deployer.warnings().iter()) {
         tracing::warn!("{w}");
     }
     let shown = display_dir(&settings.output);
+    let verb = match written {
+        output::Written::Written => "written to",
+        output::Written::Unchanged => "unchanged in",
+    };
     let mut summary = format!(
-        "Bundle written to {shown}: {} components, {} files, {} deployer.\n",
+        "Bundle {verb} {shown}: {} components, {} files, {} deployer.\n",
         prepared.components.len(),
         files.len(),
         settings.deployer.name()

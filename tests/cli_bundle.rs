@@ -963,6 +963,24 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
         "{err}"
     );
 
+    // Go aicr's data directory: its manifests are Helm (Go) templates.
+    let go_data = reference().join("recipes");
+    let (status, err) = fails(&tmp, &["-r", r, "--data", go_data.to_str().unwrap()], None);
+    assert_eq!(status, 2, "{err}");
+    assert!(
+        err.contains(
+            "this looks like a Helm (Go) template, but aicr renders manifests as Jinja templates"
+        ),
+        "{err}"
+    );
+    // An OCI destination is not built.
+    let (status, err) = fails(&tmp, &["-r", r, "-o", "oci://ghcr.io/acme/bundle:1"], None);
+    assert_eq!(status, 2);
+    assert_eq!(
+        err,
+        "error: -o oci://ghcr.io/acme/bundle:1: pushing a bundle to an OCI registry is not built in this version; write it to a directory and push that\n"
+    );
+
     // verify: not a directory, not a bundle.
     let out = run(&["verify", "/nonexistent/bundle"]);
     assert_eq!(code(&out), 3);

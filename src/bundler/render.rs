@@ -81,7 +81,15 @@ fn describe(e: &minijinja::Error) -> String {
 pub fn manifest(source: &str, ctx: &serde_json::Value) -> Result<String, String> {
     let env = base_env();
     env.render_str(source, minijinja::Value::from(minijinja::value::Serde(ctx)))
-        .map_err(|e| format!("template error: {}", describe(&e)))
+        .map_err(|e| {
+            let mut msg = format!("template error: {}", describe(&e));
+            if source.contains("{{ .") || source.contains("{{- .") || source.contains("{{ index .") {
+                msg.push_str(
+                    "; this looks like a Helm (Go) template, but aicr renders manifests as Jinja templates (minijinja): see recipes/README.md, \"Manifest templates\"",
+                );
+            }
+            msg
+        })
 }
 
 /// The environment of the embedded templates, each compiled once per run

@@ -197,6 +197,13 @@ impl Settings {
             )
             .into());
         }
+        if args.output.to_string_lossy().starts_with("oci://") {
+            return Err(UsageError(format!(
+                "-o {}: pushing a bundle to an OCI registry is not built in this version; write it to a directory and push that",
+                args.output.display()
+            ))
+            .into());
+        }
         output::check_destination(&args.output).map_err(bundler::Error::from)?;
         Ok(Settings {
             recipe_file: args.recipe.clone(),

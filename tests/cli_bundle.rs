@@ -484,6 +484,15 @@ fn generated_scripts_pass_shellcheck_and_bash_n() {
     assert!(text.contains("helm upgrade --install kai-scheduler oci://ghcr.io/nvidia/kai-scheduler/kai-scheduler --version v0.13.0"));
     let out = Command::new("bash")
         .arg(tmp.path().join("eks/deploy.sh"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(
+        "Usage: ./deploy.sh [--no-wait] [--dry-run] [--retries N] [--timeout DURATION]\n  --no-wait "
+    ));
+    let out = Command::new("bash")
+        .arg(tmp.path().join("eks/deploy.sh"))
         .arg("--bogus")
         .output()
         .unwrap();

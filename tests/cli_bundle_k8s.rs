@@ -394,3 +394,163 @@ fn helm_template_reads_generated_values_back_exactly() {
     assert_eq!(ours["t"]["json"]["multi"], json!("line one\nline two\n"));
     assert!(ours["t"].as_object().unwrap().contains_key("nil"));
 }
+
+/// A permissive stand-in for the Skyhook CRD, which the skyhook-operator
+/// chart installs in a real deployment.
+const SKYHOOK_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: skyhooks.skyhook.nvidia.com
+spec:
+  group: skyhook.nvidia.com
+  scope: Namespaced
+  names: {plural: skyhooks, singular: skyhook, kind: Skyhook}
+  versions:
+    - name: v1alpha1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;
+
+#[test]
+fn deploy_and_undeploy_scripts_run_against_the_cluster() {
+    let Some(c) = cluster() else { return };
+    c.kubectl(&["create", "-f", "-"], Some(SKYHOOK_CRD));
+    c.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/skyhooks.skyhook.nvidia.com",
+        ],
+        None,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    bundle(
+        &dir,
+        &[
+            "--service",
+            "eks",
+            "--accelerator",
+            "h100",
+            "--intent",
+            "training",
+            "--os",
+            "ubuntu",
+        ],
+    );
+    // helm cannot reach chart repositories here: a stand-in records each call.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = tmp.path().join("helm.log");
+    std::fs::write(
+        bin.join("helm"),
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$HELM_LOG\"\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("helm"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}:/usr/bin:/bin",
+        bin.display(),
+        c.kubectl.parent().unwrap().display()
+    );
+    let script = |name: &str| {
+        let out = Command::new("bash")
+            .arg(dir.join(name))
+            .args(["--retries", "0"])
+            .env("PATH", &path)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("HELM_LOG", &log)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let recipe = read_yaml(&dir.join("recipe.yaml"));
+    let order: Vec<&str> = recipe["deploymentOrder"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .filter(|n| *n != "skyhook-customizations")
+        .collect();
+
+    script("deploy.sh");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let installed: Vec<&str> = calls
+        .lines()
+        .map(|l| {
+            l.strip_prefix("upgrade --install ")
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(installed, order);
+    assert!(calls.contains(&format!(
+        "upgrade --install gpu-operator gpu-operator --version v25.10.1 --namespace gpu-operator --create-namespace --values {}/gpu-operator/values.yaml --repo https://helm.ngc.nvidia.com/nvidia --wait --timeout 10m",
+        dir.display()
+    )), "{calls}");
+    // The manifests were applied for real.
+    c.kubectl(
+        &["get", "configmap", "-n", "gpu-operator", "dcgm-exporter"],
+        None,
+    );
+    c.kubectl(
+        &[
+            "get",
+            "skyhooks.skyhook.nvidia.com",
+            "-n",
+            "skyhook",
+            "tuning",
+        ],
+        None,
+    );
+
+    std::fs::remove_file(&log).unwrap();
+    script("undeploy.sh");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let removed: Vec<&str> = calls
+        .lines()
+        .map(|l| {
+            l.strip_prefix("uninstall ")
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    let mut reversed = order.clone();
+    reversed.reverse();
+    assert_eq!(removed, reversed);
+    let (found, _) = c.try_kubectl(
+        &["get", "configmap", "-n", "gpu-operator", "dcgm-exporter"],
+        "",
+    );
+    assert!(!found, "the ConfigMap is still there after undeploy.sh");
+    let (found, _) = c.try_kubectl(
+        &[
+            "get",
+            "skyhooks.skyhook.nvidia.com",
+            "-n",
+            "skyhook",
+            "tuning",
+        ],
+        "",
+    );
+    assert!(!found, "the Skyhook is still there after undeploy.sh");
+}

@@ -972,6 +972,22 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
         "{err}"
     );
 
+    // The current directory (or one above it) is never replaced.
+    let cwd = tempfile::tempdir().unwrap();
+    for o in [".", "..", "sub/.."] {
+        let out = aicr()
+            .current_dir(cwd.path())
+            .args(["bundle", "-r", r, "-o", o])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2);
+        assert_eq!(
+            stderr(&out),
+            format!("error: output {o}: is the current directory or one above it; give a directory for the bundle, such as ./bundle\n")
+        );
+    }
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+
     // Go aicr's data directory: its manifests are Helm (Go) templates.
     let go_data = reference().join("recipes");
     let (status, err) = fails(&tmp, &["-r", r, "--data", go_data.to_str().unwrap()], None);

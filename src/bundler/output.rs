@@ -79,6 +79,16 @@ pub fn check_destination(dir: &Path) -> Result<(), Error> {
         path: shown.clone(),
         reason,
     };
+    // The bundle directory is replaced as a whole: never the directory we
+    // run in, or one above it.
+    if let (Some(abs), Ok(cwd)) = (normalize(dir), std::env::current_dir()) {
+        if cwd.starts_with(&abs) {
+            return Err(err(
+                "is the current directory or one above it; give a directory for the bundle, such as ./bundle"
+                    .into(),
+            ));
+        }
+    }
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.file_type().is_symlink() => {
             Err(err("is a symbolic link; give the real directory".into()))
@@ -107,6 +117,23 @@ pub fn check_destination(dir: &Path) -> Result<(), Error> {
         }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// `dir` made absolute, with `.` and `..` resolved lexically.
+fn normalize(dir: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let abs = std::path::absolute(dir).ok()?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 fn parent_dir(p: &Path) -> &Path {
@@ -138,6 +165,8 @@ pub enum Written {
 /// left as it is (same bytes, and its timestamps stay).
 pub fn write(dir: &Path, files: &Files) -> Result<Written, Error> {
     check_destination(dir)?;
+    let normal = normalize(dir);
+    let dir = normal.as_deref().unwrap_or(dir);
     if same_tree(dir, files) {
         return Ok(Written::Unchanged);
     }

@@ -1040,6 +1040,22 @@ fn bundle_from_criteria_and_stdin() {
         std::fs::read(a.join("checksums.txt")).unwrap(),
         std::fs::read(b.join("checksums.txt")).unwrap()
     );
+    // From a snapshot plus --intent: the recipe is built first.
+    let c = tmp.path().join("c");
+    let out = aicr()
+        .args(["bundle", "-s"])
+        .arg(fixture("snapshots/eks-h200-ubuntu.yaml"))
+        .args(["--intent", "training", "-o", c.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = read_yaml(&c.join("recipe.yaml"));
+    assert_eq!(
+        r["criteria"],
+        json!({"service": "eks", "accelerator": "h200", "intent": "training", "os": "ubuntu", "platform": "any"})
+    );
+    assert!(c.join("gpu-operator/values.yaml").is_file());
+
     // The default output is ./bundle, never the current directory.
     let cwd = tempfile::tempdir().unwrap();
     let out = aicr()

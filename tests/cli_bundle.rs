@@ -13,24 +13,13 @@ use std::process::Command;
 use common::*;
 use serde_json::{json, Value};
 
-const CRITERIA: [&str; 8] = [
-    "--service",
-    "eks",
-    "--accelerator",
-    "h100",
-    "--intent",
-    "training",
-    "--os",
-    "ubuntu",
-];
-
 fn golden(name: &str) -> PathBuf {
     reference().join("golden").join(name)
 }
 
 /// The eks/h100/training/ubuntu recipe, written to `dir/recipe.yaml`.
 fn recipe_file(dir: &Path) -> PathBuf {
-    let out = run(&[&["recipe"][..], &CRITERIA].concat());
+    let out = run(&[&["recipe"][..], &words(EKS_H100_TRAINING)].concat());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let p = dir.join("recipe.yaml");
     std::fs::write(&p, &out.stdout).unwrap();
@@ -408,36 +397,14 @@ fn generated_scripts_pass_shellcheck_and_bash_n() {
     let tmp = tempfile::tempdir().unwrap();
     let mut scripts = Vec::new();
     for (name, criteria) in [
-        ("eks", &CRITERIA[..]),
+        ("eks", &words(EKS_H100_TRAINING)[..]),
         (
             "gke",
-            &[
-                "--service",
-                "gke",
-                "--accelerator",
-                "h100",
-                "--intent",
-                "inference",
-                "--os",
-                "cos",
-                "--platform",
-                "dynamo",
-            ][..],
+            &words("--service gke --accelerator h100 --intent inference --os cos --platform dynamo")[..],
         ),
         (
             "aks",
-            &[
-                "--service",
-                "aks",
-                "--accelerator",
-                "h200",
-                "--intent",
-                "training",
-                "--os",
-                "ubuntu",
-                "--platform",
-                "kubeflow",
-            ][..],
+            &words("--service aks --accelerator h200 --intent training --os ubuntu --platform kubeflow")[..],
         ),
     ] {
         let dir = tmp.path().join(name);
@@ -1025,7 +992,7 @@ fn bundle_from_criteria_and_stdin() {
     let a = tmp.path().join("a");
     let out = aicr()
         .args(["bundle", "-o", a.to_str().unwrap()])
-        .args(CRITERIA)
+        .args(words(EKS_H100_TRAINING))
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));

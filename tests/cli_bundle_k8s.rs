@@ -94,50 +94,12 @@ fn generated_objects_pass_server_side_dry_run() {
 
     let tmp = tempfile::tempdir().unwrap();
     let repo = ["--repo", "https://git.example.com/platform/gpu.git"];
-    let eks = [
-        "--service",
-        "eks",
-        "--accelerator",
-        "h100",
-        "--intent",
-        "training",
-        "--os",
-        "ubuntu",
-    ];
-    let dynamo = [
-        "--service",
-        "gke",
-        "--accelerator",
-        "h100",
-        "--intent",
-        "inference",
-        "--os",
-        "cos",
-        "--platform",
-        "dynamo",
-    ];
-    let gke_training = [
-        "--service",
-        "gke",
-        "--accelerator",
-        "h200",
-        "--intent",
-        "training",
-        "--os",
-        "cos",
-    ];
-    let kubeflow = [
-        "--service",
-        "aks",
-        "--accelerator",
-        "h100",
-        "--intent",
-        "training",
-        "--os",
-        "ubuntu",
-        "--platform",
-        "kubeflow",
-    ];
+    let eks = words(EKS_H100_TRAINING);
+    let dynamo =
+        words("--service gke --accelerator h100 --intent inference --os cos --platform dynamo");
+    let gke_training = words("--service gke --accelerator h200 --intent training --os cos");
+    let kubeflow =
+        words("--service aks --accelerator h100 --intent training --os ubuntu --platform kubeflow");
     let mut dirs = Vec::new();
     for (name, criteria) in [
         ("eks", &eks[..]),
@@ -322,14 +284,8 @@ fn helm_template_reads_generated_values_back_exactly() {
     bundle(
         &dir,
         &[
-            "--service",
-            "eks",
-            "--accelerator",
-            "h100",
-            "--intent",
-            "training",
-            "--os",
-            "ubuntu",
+            &words(EKS_H100_TRAINING)[..],
+            &[
             "--set",
             "gpu-operator:t.version=1.50",
             "--set",
@@ -364,7 +320,9 @@ fn helm_template_reads_generated_values_back_exactly() {
             r"gpu-operator:t.key\.with\.dots=v",
             "--set-json",
             r#"gpu-operator:t.json={"multi":"line one\nline two\n","space":"  lead","quote":"it's \"q\"","unicode":"Grüße ✓","float":1.5,"neg":-3,"empty_map":{},"empty_list":[]}"#,
-        ],
+            ],
+        ]
+        .concat(),
     );
     let values = dir.join("gpu-operator/values.yaml");
     let chart = fixture("chart");
@@ -431,19 +389,7 @@ fn deploy_and_undeploy_scripts_run_against_the_cluster() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
-    bundle(
-        &dir,
-        &[
-            "--service",
-            "eks",
-            "--accelerator",
-            "h100",
-            "--intent",
-            "training",
-            "--os",
-            "ubuntu",
-        ],
-    );
+    bundle(&dir, &words(EKS_H100_TRAINING));
     // helm cannot reach chart repositories here: a stand-in records each call.
     let bin = tmp.path().join("bin");
     std::fs::create_dir(&bin).unwrap();

@@ -72,6 +72,16 @@ pub fn transcript(args: &[&str]) -> String {
     )
 }
 
+/// The criteria flags of the eks/h100/training/ubuntu recipe, the one the
+/// Go golden outputs are for.
+pub const EKS_H100_TRAINING: &str =
+    "--service eks --accelerator h100 --intent training --os ubuntu";
+
+/// Command-line words from one string (no quoting: for flag lists).
+pub fn words(s: &str) -> Vec<&str> {
+    s.split_whitespace().collect()
+}
+
 /// Parses YAML or JSON text into a JSON value.
 pub fn parse_yaml(text: &str) -> serde_json::Value {
     serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("not YAML: {e}\n{text}"))

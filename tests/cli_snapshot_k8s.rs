@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::cluster::*;
 use common::*;
@@ -91,32 +90,12 @@ fn reads_the_cluster() {
     let mut last_error = String::new();
     let mut applied = false;
     for _ in 0..50 {
-        use std::io::Write;
-        let mut child = Command::new(&c.kubectl)
-            .args([
-                "--kubeconfig",
-                c.kubeconfig.to_str().unwrap(),
-                "apply",
-                "-f",
-                "-",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(policy.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
+        let (ok, out) = c.try_kubectl(&["apply", "-f", "-"], policy);
+        if ok {
             applied = true;
             break;
         }
-        last_error = String::from_utf8_lossy(&out.stderr).into_owned();
+        last_error = out;
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(applied, "ClusterPolicy could not be created: {last_error}");

@@ -71,6 +71,35 @@ pub fn cluster() -> Option<Cluster> {
 }
 
 impl Cluster {
+    /// Runs kubectl with `stdin`; returns success and stdout+stderr.
+    pub fn try_kubectl(&self, args: &[&str], stdin: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
         use std::io::Write;
         let mut cmd = Command::new(&self.kubectl);

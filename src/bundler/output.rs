@@ -8,7 +8,7 @@
 //! run. The rename still makes the directory appear whole or not at all to
 //! every reader; after a power loss, `aicr verify` tells a damaged bundle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -167,69 +167,71 @@ pub fn write(dir: &Path, files: &Files) -> Result<Written, Error> {
     check_destination(dir)?;
     let normal = normalize(dir);
     let dir = normal.as_deref().unwrap_or(dir);
-    if same_tree(dir, files) {
-        return Ok(Written::Unchanged);
+    let previous = compare_previous(dir, files);
+    if let Some(p) = &previous {
+        if !p.other && p.same.len() == files.0.len() {
+            return Ok(Written::Unchanged);
+        }
     }
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
-    let previous = dir.join(MARKER).is_file().then_some(dir);
-    let result = write_tree(&tmp, files, previous).and_then(|()| swap(&tmp, dir, &old));
+    let linkable = previous.map(|p| (dir, p.same));
+    let result = write_tree(&tmp, files, linkable.as_ref().map(|(d, s)| (*d, s)))
+        .and_then(|()| swap(&tmp, dir, &old));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result.map(|()| Written::Written)
 }
 
-/// Does `dir` hold exactly `files`: the same paths, bytes and executable
-/// bits, and no other file?
-fn same_tree(dir: &Path, files: &Files) -> bool {
-    if !dir.join(MARKER).is_file() {
-        return false;
-    }
-    let mut found = 0usize;
-    let ok = same_entries(dir, "", files, &mut found);
-    ok && found == files.0.len()
+/// How an earlier bundle in the destination compares with the new files.
+#[derive(Default)]
+struct Previous {
+    /// Paths whose file there has the same bytes and executable bit.
+    same: BTreeSet<String>,
+    /// Something there that the new bundle does not have, or not as a file.
+    other: bool,
 }
 
-fn same_entries(root: &Path, prefix: &str, files: &Files, found: &mut usize) -> bool {
+/// Reads the earlier bundle at `dir` once, comparing each file with the new
+/// one at its path. `None` when `dir` is not a bundle.
+fn compare_previous(dir: &Path, files: &Files) -> Option<Previous> {
+    if !dir.join(MARKER).is_file() {
+        return None;
+    }
+    let mut prev = Previous::default();
+    compare_entries(dir, "", files, &mut prev);
+    Some(prev)
+}
+
+fn compare_entries(root: &Path, prefix: &str, files: &Files, prev: &mut Previous) {
     let Ok(entries) = std::fs::read_dir(root.join(prefix)) else {
-        return false;
+        prev.other = true;
+        return;
     };
     for e in entries {
-        let Ok(e) = e else { return false };
-        let Ok(ft) = e.file_type() else { return false };
+        let Ok(e) = e else {
+            prev.other = true;
+            continue;
+        };
         let name = e.file_name().to_string_lossy().into_owned();
         let rel = if prefix.is_empty() {
             name
         } else {
             format!("{prefix}/{name}")
         };
-        if ft.is_dir() {
-            if !same_entries(root, &rel, files, found) {
-                return false;
-            }
-            continue;
-        }
-        let Some(want) = files.0.get(&rel) else {
-            return false;
-        };
-        if !ft.is_file() {
-            return false;
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let Ok(meta) = e.metadata() else { return false };
-            if (meta.permissions().mode() & 0o100 != 0) != want.executable {
-                return false;
-            }
-        }
-        match std::fs::read(e.path()) {
-            Ok(bytes) if bytes == want.bytes => *found += 1,
-            _ => return false,
+        match e.file_type() {
+            Ok(ft) if ft.is_dir() => compare_entries(root, &rel, files, prev),
+            Ok(ft) if ft.is_file() => match files.0.get(&rel) {
+                Some(want) if same_file(&e.path(), want) => {
+                    prev.same.insert(rel);
+                }
+                Some(_) => {}
+                None => prev.other = true,
+            },
+            _ => prev.other = true,
         }
     }
-    true
 }
 
 fn werr(p: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -271,11 +273,16 @@ fn in_parallel<T: Sync>(
     })
 }
 
-/// Writes the tree at `root`. A file that an earlier bundle at `previous`
-/// already holds with the same bytes and mode is hard-linked from it rather
-/// than written again (the earlier bundle is removed once the new one is in
-/// place, leaving the new directory the only link).
-fn write_tree(root: &Path, files: &Files, previous: Option<&Path>) -> Result<(), Error> {
+/// Writes the tree at `root`. A file that the earlier bundle at `previous`
+/// already holds with the same bytes and mode (its path in the set) is
+/// hard-linked from it rather than written again; the earlier bundle is
+/// removed once the new one is in place, leaving the new directory the only
+/// link.
+fn write_tree(
+    root: &Path,
+    files: &Files,
+    previous: Option<(&Path, &BTreeSet<String>)>,
+) -> Result<(), Error> {
     if root.exists() {
         remove_tree(root)?;
     }
@@ -301,9 +308,8 @@ fn write_tree(root: &Path, files: &Files, previous: Option<&Path>) -> Result<(),
                     made = Some(parent.to_path_buf());
                 }
             }
-            if let Some(prev) = previous {
-                if same_file(&prev.join(rel), f)
-                    && std::fs::hard_link(prev.join(rel), &path).is_ok()
+            if let Some((prev, same)) = previous {
+                if same.contains(rel.as_str()) && std::fs::hard_link(prev.join(rel), &path).is_ok()
                 {
                     continue;
                 }
@@ -344,14 +350,13 @@ fn same_file(path: &Path, want: &File) -> bool {
 
 /// Removes a directory tree, its top-level entries in parallel.
 fn remove_tree(dir: &Path) -> Result<(), Error> {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+    let entries: Vec<(PathBuf, bool)> = std::fs::read_dir(dir)
         .map_err(werr(dir))?
-        .map(|e| e.map(|e| e.path()))
+        .map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?.is_dir()))))
         .collect::<Result<_, _>>()
         .map_err(werr(dir))?;
-    in_parallel(&entries, |p| {
-        let meta = std::fs::symlink_metadata(p).map_err(werr(p))?;
-        if meta.is_dir() {
+    in_parallel(&entries, |(p, is_dir)| {
+        if *is_dir {
             std::fs::remove_dir_all(p).map_err(werr(p))
         } else {
             std::fs::remove_file(p).map_err(werr(p))

@@ -332,7 +332,11 @@ fn write_tree(
 
 /// Does the regular file at `path` hold `want`'s bytes and executable bit?
 fn same_file(path: &Path, want: &File) -> bool {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+    // One open and one fstat: the caller found a regular file here.
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(meta) = f.metadata() else {
         return false;
     };
     if !meta.is_file() || meta.len() != want.bytes.len() as u64 {
@@ -345,7 +349,8 @@ fn same_file(path: &Path, want: &File) -> bool {
             return false;
         }
     }
-    std::fs::read(path).is_ok_and(|b| b == want.bytes)
+    let mut bytes = Vec::with_capacity(want.bytes.len() + 1);
+    std::io::Read::read_to_end(&mut f, &mut bytes).is_ok() && bytes == want.bytes
 }
 
 /// Removes a directory tree, its top-level entries in parallel.

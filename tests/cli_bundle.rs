@@ -86,6 +86,21 @@ fn documents(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Checks that `dir` has the golden bundle's components, each with the same
+/// values; returns the component names.
+fn same_components_and_values(dir: &Path, gold: &Path) -> BTreeSet<String> {
+    let names = components(gold);
+    assert_eq!(components(dir), names);
+    for c in &names {
+        assert_eq!(
+            read_yaml(&dir.join(c).join("values.yaml")),
+            golden_values(&gold.join(c).join("values.yaml")),
+            "values of {c}"
+        );
+    }
+    names
+}
+
 /// The golden values file's document (it starts with a comment and `---`).
 fn golden_values(path: &Path) -> Value {
     documents(path).pop().unwrap_or(json!({}))
@@ -99,13 +114,7 @@ fn helm_bundle_matches_go_golden_semantically() {
     bundle(&recipe, &dir, &[]);
     let gold = golden("bundle-helm-eks-h100-training");
 
-    assert_eq!(components(&dir), components(&gold));
-    for c in components(&gold) {
-        assert_eq!(
-            read_yaml(&dir.join(&c).join("values.yaml")),
-            golden_values(&gold.join(&c).join("values.yaml")),
-            "values of {c}"
-        );
+    for c in same_components_and_values(&dir, &gold) {
         let gm = gold.join(&c).join("manifests");
         let om = dir.join(&c).join("manifests");
         assert_eq!(gm.is_dir(), om.is_dir(), "manifests of {c}");
@@ -171,13 +180,7 @@ fn argocd_bundle_matches_go_golden_without_its_defects() {
     bundle(&recipe, &dir, &["-d", "argocd", "--repo", repo]);
     let gold = golden("bundle-argocd-eks-h100-training");
 
-    assert_eq!(components(&dir), components(&gold));
-    for c in components(&gold) {
-        assert_eq!(
-            read_yaml(&dir.join(&c).join("values.yaml")),
-            golden_values(&gold.join(&c).join("values.yaml")),
-            "values of {c}"
-        );
+    for c in same_components_and_values(&dir, &gold) {
         let ours = read_yaml(&dir.join(&c).join("application.yaml"));
         let theirs = read_yaml(&gold.join(&c).join("application.yaml"));
         for p in [

@@ -10,6 +10,7 @@
 
 pub mod checksum;
 pub mod output;
+pub mod parallel;
 pub mod render;
 pub mod safety;
 pub mod scheduling;
@@ -81,7 +82,7 @@ pub enum Error {
     #[error("recipe: deploymentOrder {0}")]
     BadOrder(String),
     #[error("component {component:?}: {field} {value:?} {reason}")]
-    Unsafe {
+    BadField {
         component: String,
         field: &'static str,
         value: String,
@@ -270,9 +271,8 @@ pub fn prepare(
     bundled.component_refs = refs.clone();
     bundled.deployment_order = order.clone();
 
-    // Components are independent: build them concurrently, on as many
-    // workers as there are CPUs (a thread per component costs more than
-    // most components take).
+    // Components are independent: build them concurrently (a thread per
+    // component would cost more than most components take).
     let jobs: Vec<(usize, &ComponentRef, &RegistryComponent, Vec<&Assignment>)> = order
         .iter()
         .enumerate()
@@ -290,36 +290,11 @@ pub fn prepare(
             )
         })
         .collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(jobs.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<Component, Error>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((wave, r, reg, sets)) = jobs.get(i) else {
-                            return done;
-                        };
-                        done.push((
-                            i,
-                            build_component(store, r, reg, sets, &opts.scheduling, *wave),
-                        ));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("component workers do not panic"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    let results = results.into_iter().map(|(_, r)| r);
-    let components = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let components = parallel::map(&jobs, |(wave, r, reg, sets)| {
+        build_component(store, r, reg, sets, &opts.scheduling, *wave)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
 
     // Registry validations: warnings, in component order.
     for c in &components {
@@ -437,7 +412,7 @@ fn build_component(
 ) -> Result<Component, Error> {
     let name = r.name.clone();
     if r.kind == Some(ComponentType::Kustomize) || (reg.kustomize.is_some() && reg.helm.is_none()) {
-        return Err(Error::Unsafe {
+        return Err(Error::BadField {
             component: name,
             field: "type",
             value: "Kustomize".into(),
@@ -470,7 +445,7 @@ fn build_component(
         }
     };
     if source == Source::Manifests && r.manifest_files.is_empty() {
-        return Err(Error::Unsafe {
+        return Err(Error::BadField {
             component: name,
             field: "source",
             value: String::new(),

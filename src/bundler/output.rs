@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Class, Classify};
+use crate::serializer::parent_dir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -136,13 +137,6 @@ fn normalize(dir: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-fn parent_dir(p: &Path) -> &Path {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
 fn sibling(dir: &Path, tag: &str) -> PathBuf {
     let name = dir
         .file_name()
@@ -239,38 +233,14 @@ fn werr(p: &Path) -> impl FnOnce(std::io::Error) -> Error {
     move |io| Error::Write { path: p, io }
 }
 
-/// Runs `f` on every item, on as many threads as there are CPUs. Creating
-/// and removing files is kernel work that serialises per directory, so
+/// Runs `f` on every item in parallel; the first error wins. Creating and
+/// removing files is kernel work that serialises per directory, so
 /// spreading component directories over threads cuts the wall time.
 fn in_parallel<T: Sync>(
     items: &[T],
     f: impl Fn(&T) -> Result<(), Error> + Sync,
 ) -> Result<(), Error> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len());
-    if workers <= 1 {
-        return items.iter().try_for_each(&f);
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    match items.get(i) {
-                        Some(item) => f(item)?,
-                        None => return Ok(()),
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("writer threads do not panic"))
-            .collect::<Result<Vec<()>, Error>>()
-            .map(|_| ())
-    })
+    super::parallel::map(items, f).into_iter().collect()
 }
 
 /// Writes the tree at `root`. A file that the earlier bundle at `previous`

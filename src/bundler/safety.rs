@@ -6,7 +6,7 @@
 use super::Error;
 
 fn unsafe_value(component: &str, field: &'static str, value: &str, reason: &str) -> Error {
-    Error::Unsafe {
+    Error::BadField {
         component: component.to_string(),
         field,
         value: value.to_string(),

@@ -283,7 +283,8 @@ impl Output {
     }
 }
 
-fn parent_dir(p: &Path) -> &Path {
+/// The directory a path is in (`.` for a bare file name).
+pub fn parent_dir(p: &Path) -> &Path {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

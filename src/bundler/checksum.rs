@@ -143,13 +143,13 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
             Err(_) => report.missing.push(path.clone()),
         }
     }
-    let mut present = Vec::new();
-    walk(dir, "", &mut present).map_err(|io| Error::Read {
+    let present = walk(dir).map_err(|io| Error::Read {
         path: shown.clone(),
         io,
     })?;
     report.extra = present
         .into_iter()
+        .map(|(p, _)| p)
         .filter(|p| p != MARKER && !listed.contains_key(p))
         .collect();
     report.verified =
@@ -157,22 +157,30 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// Every entry that is not a directory, as a relative path, sorted.
-fn walk(root: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(root.join(prefix))?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if e.file_type()?.is_dir() {
-            walk(root, &rel, out)?;
-        } else {
-            out.push(rel);
+/// Every entry under `root` that is not a directory, as a relative path
+/// with whether it is a regular file, sorted.
+pub fn walk(root: &Path) -> std::io::Result<Vec<(String, bool)>> {
+    fn inner(root: &Path, prefix: &str, out: &mut Vec<(String, bool)>) -> std::io::Result<()> {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(root.join(prefix))?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                inner(root, &rel, out)?;
+            } else {
+                out.push((rel, ft.is_file()));
+            }
         }
+        Ok(())
     }
-    Ok(())
+    let mut out = Vec::new();
+    inner(root, "", &mut out)?;
+    Ok(out)
 }

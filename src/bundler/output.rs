@@ -194,38 +194,21 @@ fn compare_previous(dir: &Path, files: &Files) -> Option<Previous> {
         return None;
     }
     let mut prev = Previous::default();
-    compare_entries(dir, "", files, &mut prev);
-    Some(prev)
-}
-
-fn compare_entries(root: &Path, prefix: &str, files: &Files, prev: &mut Previous) {
-    let Ok(entries) = std::fs::read_dir(root.join(prefix)) else {
+    let Ok(present) = super::checksum::walk(dir) else {
         prev.other = true;
-        return;
+        return Some(prev);
     };
-    for e in entries {
-        let Ok(e) = e else {
-            prev.other = true;
-            continue;
-        };
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        match e.file_type() {
-            Ok(ft) if ft.is_dir() => compare_entries(root, &rel, files, prev),
-            Ok(ft) if ft.is_file() => match files.0.get(&rel) {
-                Some(want) if same_file(&e.path(), want) => {
+    for (rel, regular) in present {
+        match files.0.get(&rel) {
+            Some(want) if regular => {
+                if same_file(&dir.join(&rel), want) {
                     prev.same.insert(rel);
                 }
-                Some(_) => {}
-                None => prev.other = true,
-            },
+            }
             _ => prev.other = true,
         }
     }
+    Some(prev)
 }
 
 fn werr(p: &Path) -> impl FnOnce(std::io::Error) -> Error {

@@ -95,7 +95,8 @@ pub fn manifest(source: &str, ctx: &serde_json::Value) -> Result<String, String>
 /// The environment of the embedded templates, each compiled once per run
 /// (a component README is rendered once per component).
 fn templates_env() -> Result<&'static Environment<'static>, Error> {
-    static ENV: OnceLock<Result<Environment<'static>, Error>> = OnceLock::new();
+    // A failure is kept as (template, reason): `Error` is not `Clone`.
+    static ENV: OnceLock<Result<Environment<'static>, (String, String)>> = OnceLock::new();
     let built = ENV.get_or_init(|| {
         let mut env = base_env();
         let syntax = SyntaxConfig::builder()
@@ -103,37 +104,21 @@ fn templates_env() -> Result<&'static Environment<'static>, Error> {
             .lstrip_blocks(true)
             .keep_trailing_newline(true)
             .build()
-            .map_err(|e| Error::Template {
-                name: "(syntax)".into(),
-                reason: describe(&e),
-            })?;
+            .map_err(|e| ("(syntax)".to_string(), describe(&e)))?;
         env.set_syntax(syntax);
         for name in Templates::iter() {
             let source = Templates::get(&name).expect("listed by iter");
-            let text =
-                String::from_utf8(source.data.into_owned()).map_err(|_| Error::Template {
-                    name: name.to_string(),
-                    reason: "is not UTF-8".into(),
-                })?;
+            let text = String::from_utf8(source.data.into_owned())
+                .map_err(|_| (name.to_string(), "is not UTF-8".to_string()))?;
             env.add_template_owned(name.to_string(), text)
-                .map_err(|e| Error::Template {
-                    name: name.to_string(),
-                    reason: describe(&e),
-                })?;
+                .map_err(|e| (name.to_string(), describe(&e)))?;
         }
         Ok(env)
     });
-    match built {
-        Ok(env) => Ok(env),
-        Err(Error::Template { name, reason }) => Err(Error::Template {
-            name: name.clone(),
-            reason: reason.clone(),
-        }),
-        Err(e) => Err(Error::Template {
-            name: "(templates)".into(),
-            reason: e.to_string(),
-        }),
-    }
+    built.as_ref().map_err(|(name, reason)| Error::Template {
+        name: name.clone(),
+        reason: reason.clone(),
+    })
 }
 
 /// Renders one of the embedded templates (`templates/<name>`).

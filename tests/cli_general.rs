@@ -137,14 +137,7 @@ fn json_logs_make_errors_json_lines() {
 #[test]
 fn debug_logs_go_to_stderr_only() {
     let plain = run(&["recipe", "--service", "eks", "--intent", "training"]);
-    let debug = run(&[
-        "--debug",
-        "recipe",
-        "--service",
-        "eks",
-        "--intent",
-        "training",
-    ]);
+    let debug = run(&words("--debug recipe --service eks --intent training"));
     assert_eq!(code(&debug), 0);
     assert_eq!(plain.stdout, debug.stdout, "logs never reach stdout");
     assert!(stderr(&debug).contains("DEBUG"), "{}", stderr(&debug));
@@ -167,21 +160,7 @@ fn no_colour_when_stderr_is_not_a_terminal() {
 #[test]
 fn broken_pipe_is_success() {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("aicr"))
-        .args([
-            "query",
-            "--service",
-            "eks",
-            "--gpu",
-            "gb200",
-            "--intent",
-            "inference",
-            "--os",
-            "ubuntu",
-            "--platform",
-            "dynamo",
-            "--selector",
-            ".",
-        ])
+        .args(words("query --service eks --gpu gb200 --intent inference --os ubuntu --platform dynamo --selector ."))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

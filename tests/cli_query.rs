@@ -5,20 +5,8 @@ mod common;
 
 use common::*;
 
-const EKS: &[&str] = &[
-    "query",
-    "--service",
-    "eks",
-    "--accelerator",
-    "h100",
-    "--intent",
-    "training",
-    "--os",
-    "ubuntu",
-];
-
 fn q(selector: &str, extra: &[&str]) -> std::process::Output {
-    let mut args: Vec<&str> = EKS.to_vec();
+    let mut args: Vec<&str> = [&["query"][..], &words(EKS_H100_TRAINING)].concat();
     args.extend(["--selector", selector]);
     args.extend(extra);
     run(&args)
@@ -176,26 +164,23 @@ fn misses_and_bad_selectors() {
     ];
     let mut all = String::new();
     for (name, sel) in cases {
-        let mut args: Vec<&str> = EKS.to_vec();
+        let mut args: Vec<&str> = [&["query"][..], &words(EKS_H100_TRAINING)].concat();
         args.extend(["--selector", sel]);
         all.push_str(&format!("## {name}\n{}\n", transcript(&args)));
     }
-    all.push_str(&format!("## no_selector\n{}\n", transcript(EKS)));
+    all.push_str(&format!(
+        "## no_selector\n{}\n",
+        transcript(&[&["query"][..], &words(EKS_H100_TRAINING)].concat())
+    ));
     all.push_str(&format!(
         "## no_criteria\n{}\n",
         transcript(&["query", "--selector", "kind"])
     ));
     all.push_str(&format!(
         "## bad_criterion\n{}\n",
-        transcript(&[
-            "query",
-            "--service",
-            "eks",
-            "--accelerator",
-            "x1",
-            "--selector",
-            "kind"
-        ])
+        transcript(&words(
+            "query --service eks --accelerator x1 --selector kind"
+        ))
     ));
     settings().bind(|| insta::assert_snapshot!("query_bad_inputs", all));
 }

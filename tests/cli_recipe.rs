@@ -5,17 +5,9 @@ mod common;
 
 use common::*;
 
-const EKS: &[&str] = &[
-    "recipe",
-    "--service",
-    "eks",
-    "--accelerator",
-    "h100",
-    "--intent",
-    "training",
-    "--os",
-    "ubuntu",
-];
+fn eks() -> Vec<&'static str> {
+    [&["recipe"][..], &words(EKS_H100_TRAINING)].concat()
+}
 
 fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(extra).copied().collect()
@@ -23,13 +15,13 @@ fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn output_is_byte_identical_across_runs_and_destinations() {
-    let first = run(EKS);
+    let first = run(&eks());
     assert_eq!(code(&first), 0);
-    let second = run(EKS);
+    let second = run(&eks());
     assert_eq!(first.stdout, second.stdout);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("recipe.yaml");
-    let out = run(&with(EKS, &["-o", file.to_str().unwrap()]));
+    let out = run(&with(&eks(), &["-o", file.to_str().unwrap()]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "nothing on stdout with -o");
     assert_eq!(std::fs::read(&file).unwrap(), first.stdout);
@@ -40,8 +32,8 @@ fn output_is_byte_identical_across_runs_and_destinations() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("recipe.yaml")]);
     for fmt in ["json", "table"] {
-        let a = run(&with(EKS, &["-t", fmt]));
-        let b = run(&with(EKS, &["-t", fmt]));
+        let a = run(&with(&eks(), &["-t", fmt]));
+        let b = run(&with(&eks(), &["-t", fmt]));
         assert_eq!(code(&a), 0);
         assert_eq!(a.stdout, b.stdout, "{fmt} output differs between runs");
     }
@@ -49,15 +41,15 @@ fn output_is_byte_identical_across_runs_and_destinations() {
 
 #[test]
 fn json_and_yaml_carry_the_same_recipe() {
-    let yaml = parse_yaml(&stdout(&run(EKS)));
+    let yaml = parse_yaml(&stdout(&run(&eks())));
     let json: serde_json::Value =
-        serde_json::from_str(&stdout(&run(&with(EKS, &["-t", "json"])))).unwrap();
+        serde_json::from_str(&stdout(&run(&with(&eks(), &["-t", "json"])))).unwrap();
     assert_eq!(yaml, json);
 }
 
 #[test]
 fn yaml_transcript() {
-    settings().bind(|| insta::assert_snapshot!("recipe_eks_h100_yaml", transcript(EKS)));
+    settings().bind(|| insta::assert_snapshot!("recipe_eks_h100_yaml", transcript(&eks())));
 }
 
 #[test]
@@ -65,7 +57,7 @@ fn table_transcript() {
     settings().bind(|| {
         insta::assert_snapshot!(
             "recipe_eks_h100_table",
-            transcript(&with(EKS, &["-t", "table"]))
+            transcript(&with(&eks(), &["-t", "table"]))
         )
     });
 }
@@ -88,7 +80,7 @@ fn criteria_file_and_flag_override() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(
         out.stdout,
-        run(EKS).stdout,
+        run(&eks()).stdout,
         "file gives the same recipe as the flags"
     );
     let out = run(&["recipe", "-c", f, "--service", "aks", "-t", "json"]);
@@ -157,7 +149,7 @@ fn criteria_from_stdin() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(out.stdout, run(EKS).stdout);
+    assert_eq!(out.stdout, run(&eks()).stdout);
 }
 
 /// Each bad input: its exact message and exit code.
@@ -187,15 +179,7 @@ fn bad_inputs() {
         ("bad_format", &["recipe", "--service", "eks", "-t", "xml"]),
         (
             "gke_without_cos",
-            &[
-                "recipe",
-                "--service",
-                "gke",
-                "--accelerator",
-                "h100",
-                "--intent",
-                "inference",
-            ],
+            &words("recipe --service gke --accelerator h100 --intent inference"),
         ),
         (
             "unsupported_service",
@@ -203,15 +187,7 @@ fn bad_inputs() {
         ),
         (
             "unsupported_accelerator",
-            &[
-                "recipe",
-                "--service",
-                "eks",
-                "--accelerator",
-                "b200",
-                "--intent",
-                "training",
-            ],
+            &words("recipe --service eks --accelerator b200 --intent training"),
         ),
         (
             "unsupported_os",
@@ -283,15 +259,7 @@ fn bad_inputs() {
 
 #[test]
 fn aliases_and_any() {
-    let a = run(&[
-        "recipe",
-        "--service",
-        "self-managed",
-        "--nodes",
-        "4",
-        "-t",
-        "json",
-    ]);
+    let a = run(&words("recipe --service self-managed --nodes 4 -t json"));
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
     assert_eq!(v["criteria"]["service"], "any");
@@ -299,23 +267,15 @@ fn aliases_and_any() {
         v["metadata"]["appliedOverlays"],
         serde_json::json!(["base", "monitoring-hpa"])
     );
-    let b = run(&[
-        "recipe",
-        "--service",
-        "EKS",
-        "--gpu",
-        "H100",
-        "--intent",
-        "Training",
-        "--os",
-        "Ubuntu",
-    ]);
-    assert_eq!(b.stdout, run(EKS).stdout);
+    let b = run(&words(
+        "recipe --service EKS --gpu H100 --intent Training --os Ubuntu",
+    ));
+    assert_eq!(b.stdout, run(&eks()).stdout);
 }
 
 #[test]
 fn nodes_are_recorded() {
-    let out = run(&with(EKS, &["--nodes", "8", "-t", "json"]));
+    let out = run(&with(&eks(), &["--nodes", "8", "-t", "json"]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["criteria"]["nodes"], 8);

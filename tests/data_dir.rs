@@ -54,16 +54,7 @@ fn layered_data_adds_overlays_and_files() {
     ]);
     let out = recipe_with(
         dir.path(),
-        &[
-            "--service",
-            "eks",
-            "--accelerator",
-            "l40",
-            "--intent",
-            "training",
-            "-t",
-            "json",
-        ],
+        &words("--service eks --accelerator l40 --intent training -t json"),
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -130,7 +121,7 @@ fn registry_entries_merge_by_name() {
     let dir = data_dir(&[("registry.yaml", reg)]);
     let out = recipe_with(
         dir.path(),
-        &["--service", "eks", "--intent", "training", "-t", "json"],
+        &words("--service eks --intent training -t json"),
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();

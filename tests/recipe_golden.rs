@@ -78,16 +78,7 @@ pub fn assert_dependencies_first(recipe: &Value) {
 fn eks_h100_training_ubuntu() {
     check(
         "recipe-eks-h100-training-ubuntu.yaml",
-        &[
-            "--service",
-            "eks",
-            "--accelerator",
-            "h100",
-            "--intent",
-            "training",
-            "--os",
-            "ubuntu",
-        ],
+        &words("--service eks --accelerator h100 --intent training --os ubuntu"),
     );
 }
 
@@ -95,16 +86,7 @@ fn eks_h100_training_ubuntu() {
 fn aks_h100_training_ubuntu() {
     check(
         "recipe-aks-h100-training-ubuntu.yaml",
-        &[
-            "--service",
-            "aks",
-            "--accelerator",
-            "h100",
-            "--intent",
-            "training",
-            "--os",
-            "ubuntu",
-        ],
+        &words("--service aks --accelerator h100 --intent training --os ubuntu"),
     );
 }
 
@@ -112,18 +94,7 @@ fn aks_h100_training_ubuntu() {
 fn eks_gb200_inference_ubuntu_dynamo() {
     check(
         "recipe-eks-gb200-inference-ubuntu-dynamo.yaml",
-        &[
-            "--service",
-            "eks",
-            "--gpu",
-            "gb200",
-            "--intent",
-            "inference",
-            "--os",
-            "ubuntu",
-            "--platform",
-            "dynamo",
-        ],
+        &words("--service eks --gpu gb200 --intent inference --os ubuntu --platform dynamo"),
     );
 }
 
@@ -131,16 +102,7 @@ fn eks_gb200_inference_ubuntu_dynamo() {
 fn gke_cos_h100_inference() {
     check(
         "recipe-gke-cos-h100-inference.yaml",
-        &[
-            "--service",
-            "GKE",
-            "--accelerator",
-            "H100",
-            "--intent",
-            "Inference",
-            "--os",
-            "cos",
-        ],
+        &words("--service GKE --accelerator H100 --intent Inference --os cos"),
     );
 }
 

@@ -33,19 +33,9 @@ fn detects_service_accelerator_and_os() {
         "{}",
         stderr(&out)
     );
-    let flags = run(&[
-        "recipe",
-        "--service",
-        "eks",
-        "--gpu",
-        "h200",
-        "--intent",
-        "training",
-        "--os",
-        "ubuntu",
-        "-t",
-        "json",
-    ]);
+    let flags = run(&words(
+        "recipe --service eks --gpu h200 --intent training --os ubuntu -t json",
+    ));
     assert_eq!(v, json(&flags), "same recipe as the equivalent flags");
 }
 

@@ -1,17 +1,7 @@
 //! aicr: AI Cluster Runtime. Parses the command line, sets up logging, runs
 //! the command, and maps its outcome to the exit-code table in `error`.
 
-mod bundler;
-mod cli;
-mod collector;
-mod deployer;
-mod diff;
-mod error;
-mod k8s;
-mod logging;
-mod measurement;
-mod recipe;
-mod serializer;
+use aicr::{cli, error, logging};
 
 use std::process::ExitCode;
 

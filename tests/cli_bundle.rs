@@ -50,6 +50,9 @@ fn files(dir: &Path) -> Vec<String> {
             let e = e.unwrap();
             if e.file_type().unwrap().is_dir() {
                 walk(root, &e.path(), out);
+            } else if e.file_name() == ".aicr-bundle" {
+                // aicr's ownership marker, not part of the bundle's content.
+                assert!(d == root, "the marker sits at the top only");
             } else {
                 out.push(
                     e.path()
@@ -140,7 +143,7 @@ fn helm_bundle_matches_go_golden_semantically() {
         std::fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap())
-            .filter(|e| e.file_type().unwrap().is_file())
+            .filter(|e| e.file_type().unwrap().is_file() && e.file_name() != ".aicr-bundle")
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect::<BTreeSet<_>>()
     };
@@ -700,7 +703,29 @@ fn rebundle_replaces_the_directory_and_verify_checks_it() {
     });
     assert_eq!(code(&run(&["verify", d])), 1);
     assert_eq!(code(&run(&["bundle", "--verify", d])), 1);
-    // Bundling again repairs it: rewritten whole, the extra file gone.
+    // A file aicr did not write inside the bundle's own directories is never
+    // deleted: bundling again is refused and says which file is in the way.
+    let out = run(&[
+        "bundle",
+        "-r",
+        recipe.to_str().unwrap(),
+        "-o",
+        d,
+        "--set",
+        "aws-efa:enabled=false",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("gpu-operator/extra.yaml was not written by aicr, and aicr replaces the bundle's own directories whole"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("gpu-operator/extra.yaml")).unwrap(),
+        "a: 1\n"
+    );
+    // Once it is moved away, bundling again repairs the rest.
+    std::fs::remove_file(dir.join("gpu-operator/extra.yaml")).unwrap();
     let out = bundle(&recipe, &dir, &["--set", "aws-efa:enabled=false"]);
     assert!(
         stdout(&out).starts_with("Bundle written to "),
@@ -890,7 +915,9 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
     let out = run(&["bundle", "-r", r, "-o", mine.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
     assert!(
-        stderr(&out).contains("is a directory that is not an aicr bundle (no checksums.txt)"),
+        stderr(&out).contains(
+            "is a directory that is not an aicr bundle (it is not empty and aicr did not write it)"
+        ),
         "{}",
         stderr(&out)
     );
@@ -944,6 +971,7 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
 
     // The current directory (or one above it) is never replaced.
     let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("sub")).unwrap();
     for o in [".", "..", "sub/.."] {
         let out = aicr()
             .current_dir(cwd.path())
@@ -956,7 +984,11 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
             format!("error: output {o}: is the current directory or one above it; give a directory for the bundle, such as ./bundle\n")
         );
     }
-    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        1,
+        "only sub/"
+    );
 
     // Go aicr's data directory: its manifests are Helm (Go) templates.
     let go_data = reference().join("recipes");

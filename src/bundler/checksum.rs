@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::output::{Files, MARKER};
+use super::output::{read_capped, Files, CARRIED, CHECKSUMS_CAP, FILE_CAP, MARKER, OWNER};
 use crate::error::{Class, Classify};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,32 +69,14 @@ pub struct Report {
     pub extra: Vec<String>,
 }
 
-/// Checks a bundle directory against its `checksums.txt`.
-pub fn verify(dir: &Path) -> Result<Report, Error> {
-    let shown = dir.display().to_string();
-    if !dir.is_dir() {
-        return Err(Error::NotFound(shown));
-    }
-    let list_path = dir.join(MARKER);
-    let text = match std::fs::read_to_string(&list_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotBundle {
-                path: shown,
-                reason: format!("it has no {MARKER}"),
-            })
-        }
-        Err(io) => {
-            return Err(Error::Read {
-                path: list_path.display().to_string(),
-                io,
-            })
-        }
-    };
+/// Parses the text of a `checksums.txt` (`shown` names it in errors): each
+/// line a SHA-256 and a plain relative path inside the bundle, no path
+/// twice. Returns path -> lower-case digest.
+pub fn parse(text: &str, shown: &str) -> Result<BTreeMap<String, String>, Error> {
     let mut listed: BTreeMap<String, String> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let bad = |reason: &str| Error::Malformed {
-            path: list_path.display().to_string(),
+            path: shown.to_string(),
             line: i + 1,
             reason: reason.to_string(),
         };
@@ -109,6 +91,8 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
         }
         if path.is_empty()
             || path.starts_with('/')
+            || path.contains('\\')
+            || path.chars().any(char::is_control)
             || path
                 .split('/')
                 .any(|c| c.is_empty() || c == "." || c == "..")
@@ -117,6 +101,9 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
                 "the path is not a plain relative path inside the bundle",
             ));
         }
+        if path == MARKER || path == OWNER || path == CARRIED {
+            return Err(bad("the path names a file the bundle keeps for itself"));
+        }
         if listed
             .insert(path.to_string(), sum.to_ascii_lowercase())
             .is_some()
@@ -124,23 +111,72 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
             return Err(bad("the path is listed twice"));
         }
     }
+    // A path cannot be a file and a directory of another listed path.
+    for path in listed.keys() {
+        let mut end = 0;
+        while let Some(i) = path[end..].find('/') {
+            end += i;
+            if listed.contains_key(&path[..end]) {
+                return Err(Error::Malformed {
+                    path: shown.to_string(),
+                    line: 0,
+                    reason: format!("{} is listed as a file and as a directory", &path[..end]),
+                });
+            }
+            end += 1;
+        }
+    }
+    Ok(listed)
+}
+
+/// Checks a bundle directory against its `checksums.txt`; a top-level
+/// `.git` (a bundle kept in a git checkout) is not an extra file. Files are read
+/// without following links and up to a size cap, so a listed path that was
+/// replaced by a link, a FIFO or a device counts as changed.
+pub fn verify(dir: &Path) -> Result<Report, Error> {
+    let shown = dir.display().to_string();
+    let root = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => std::fs::File::open(dir).map_err(|io| Error::Read {
+            path: shown.clone(),
+            io,
+        })?,
+        Ok(_) => {
+            return Err(Error::NotBundle {
+                path: shown,
+                reason: "it is a file, not a bundle directory".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(shown)),
+        Err(io) => return Err(Error::Read { path: shown, io }),
+    };
+    let root = std::os::fd::AsFd::as_fd(&root);
+    let list_path = format!("{}/{MARKER}", shown.trim_end_matches('/'));
+    let text = match std::fs::symlink_metadata(dir.join(MARKER)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotBundle {
+                path: shown,
+                reason: format!("it has no {MARKER}"),
+            })
+        }
+        _ => read_capped(root, MARKER, CHECKSUMS_CAP).map_err(|reason| Error::NotBundle {
+            path: list_path.clone(),
+            reason,
+        })?,
+    };
+    let text = String::from_utf8(text).map_err(|_| Error::NotBundle {
+        path: list_path.clone(),
+        reason: "it is not UTF-8 text".into(),
+    })?;
+    let listed = parse(&text, &list_path)?;
     let mut report = Report::default();
     for (path, sum) in &listed {
-        let p = dir.join(path);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.is_file() => {
-                let bytes = std::fs::read(&p).map_err(|io| Error::Read {
-                    path: p.display().to_string(),
-                    io,
-                })?;
-                if &sha256_hex(&bytes) == sum {
-                    report.files += 1;
-                } else {
-                    report.changed.push(path.clone());
-                }
-            }
+        match read_capped(root, path, FILE_CAP) {
+            Ok(bytes) if &sha256_hex(&bytes) == sum => report.files += 1,
             Ok(_) => report.changed.push(path.clone()),
-            Err(_) => report.missing.push(path.clone()),
+            Err(_) if std::fs::symlink_metadata(dir.join(path)).is_err() => {
+                report.missing.push(path.clone())
+            }
+            Err(_) => report.changed.push(path.clone()),
         }
     }
     let present = walk(dir).map_err(|io| Error::Read {
@@ -150,7 +186,7 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
     report.extra = present
         .into_iter()
         .map(|(p, _)| p)
-        .filter(|p| p != MARKER && !listed.contains_key(p))
+        .filter(|p| p != MARKER && p != OWNER && !p.starts_with(".git/") && !listed.contains_key(p))
         .collect();
     report.verified =
         report.missing.is_empty() && report.changed.is_empty() && report.extra.is_empty();
@@ -160,7 +196,18 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
 /// Every entry under `root` that is not a directory, as a relative path
 /// with whether it is a regular file, sorted.
 pub fn walk(root: &Path) -> std::io::Result<Vec<(String, bool)>> {
-    fn inner(root: &Path, prefix: &str, out: &mut Vec<(String, bool)>) -> std::io::Result<()> {
+    fn inner(
+        root: &Path,
+        prefix: &str,
+        out: &mut Vec<(String, bool)>,
+        depth: usize,
+    ) -> std::io::Result<()> {
+        if depth > 32 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{prefix}: directories nested more than 32 deep"),
+            ));
+        }
         let mut entries: Vec<_> =
             std::fs::read_dir(root.join(prefix))?.collect::<Result<_, _>>()?;
         entries.sort_by_key(|e| e.file_name());
@@ -173,7 +220,7 @@ pub fn walk(root: &Path) -> std::io::Result<Vec<(String, bool)>> {
             };
             let ft = e.file_type()?;
             if ft.is_dir() {
-                inner(root, &rel, out)?;
+                inner(root, &rel, out, depth + 1)?;
             } else {
                 out.push((rel, ft.is_file()));
             }
@@ -181,6 +228,6 @@ pub fn walk(root: &Path) -> std::io::Result<Vec<(String, bool)>> {
         Ok(())
     }
     let mut out = Vec::new();
-    inner(root, "", &mut out)?;
+    inner(root, "", &mut out, 0)?;
     Ok(out)
 }

@@ -250,7 +250,7 @@ impl Classify for NotBuilt {
 }
 
 /// Longest stretch of user input quoted whole in a message, in bytes.
-pub const EXCERPT_BYTES: usize = 512;
+pub const EXCERPT_BYTES: usize = 256;
 
 /// User input as it may appear in an error message: whole when short, else
 /// its start and its length, so a 50 MB value is never echoed back. Every

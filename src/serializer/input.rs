@@ -348,7 +348,10 @@ mod tests {
     #[test]
     fn broken_json_reports_the_json_error_and_broken_flow_yaml_the_yaml_error() {
         let e = parse(r#"{"kind": "A",, }"#).unwrap_err().to_string();
-        assert!(e.ends_with("key must be a string at line 1 column 14"), "{e}");
+        assert!(
+            e.ends_with("key must be a string at line 1 column 14"),
+            "{e}"
+        );
         let e = parse("{kind: A, spec: {service: eks}")
             .unwrap_err()
             .to_string();

@@ -222,3 +222,37 @@ pub fn to_json(value: &Value) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Conditions of the destination the user can change are exit 2 with
+    /// what to do; a full disk is exit 6. None of them is exit 8.
+    #[test]
+    fn write_errors_say_what_to_do_and_are_not_internal() {
+        use std::io::ErrorKind as K;
+        for (kind, class, hint) in [
+            (K::ResourceBusy, Class::InvalidInput, "; the path is a mount point or busy: give a file path inside it, or another path"),
+            (K::CrossesDevices, Class::InvalidInput, "; the path is on another file system than its directory (a mount point?): give another path"),
+            (K::ReadOnlyFilesystem, Class::InvalidInput, "; the file system is read-only: give a path on a writable one"),
+            (K::StorageFull, Class::Unavailable, "; the file system is full or over quota: free some space, or write elsewhere"),
+        ] {
+            let io = std::io::Error::from(kind);
+            let shown = io.to_string();
+            let e = Error::Write {
+                path: "/mnt/x".into(),
+                io,
+            };
+            assert_eq!(e.class(), class, "{kind:?}");
+            assert_eq!(e.to_string(), format!("cannot write /mnt/x: {shown}{hint}"));
+        }
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size_text(16 * 1024 * 1024), "16 MiB");
+        assert_eq!(size_text(10 * 1024), "10 KiB");
+        assert_eq!(size_text(10), "10 bytes");
+    }
+}

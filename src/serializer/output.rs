@@ -292,13 +292,6 @@ mod tests {
     }
 
     #[test]
-    fn dev_null_stays_a_device() {
-        write_file(Path::new("/dev/null"), b"x").unwrap();
-        let m = std::fs::metadata("/dev/null").unwrap();
-        assert!(!m.is_file());
-    }
-
-    #[test]
     fn an_empty_path_is_refused() {
         let e = write_file(Path::new(""), b"x").unwrap_err();
         assert!(matches!(e, Error::EmptyPath("output")), "{e}");

@@ -173,10 +173,41 @@ fn looks_like_json(text: &str) -> bool {
     }
 }
 
+/// Deepest flow-style nesting (`[[[…`, `{{{…`) handed to the YAML parser.
+/// Its scanner takes time quadratic in this depth (16 MiB of `[` would
+/// never finish), while no document can nest deeper than the parser's own
+/// limit of 128 anyway. Brackets are counted without regard to quotes, so
+/// the limit leaves ample room for brackets inside strings.
+pub const MAX_FLOW_DEPTH: usize = 1000;
+
 fn parse_yaml(text: &str, path: &str) -> Result<Value, Error> {
+    if flow_depth_exceeds(text, MAX_FLOW_DEPTH) {
+        return Err(Error::Syntax {
+            path: path.to_string(),
+            detail: format!("flow collections ([ or {{) nested more than {MAX_FLOW_DEPTH} deep"),
+        });
+    }
     serde_yaml_ng::from_str::<Strict>(text)
         .map(|v| v.0)
         .map_err(|e| syntax_error(path, e.to_string()))
+}
+
+/// True when `[`/`{` outnumber `]`/`}` by more than `limit` at any point.
+fn flow_depth_exceeds(text: &str, limit: usize) -> bool {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn syntax_error(path: &str, detail: String) -> Error {
@@ -363,6 +394,23 @@ mod tests {
         let text = "a: 1\nb: -2\nc: 1.5\nd: ~\ne: [true, 'x']\nf: 18446744073709551615\ng: .inf\n";
         let plain: Value = serde_yaml_ng::from_str(text).unwrap();
         assert_eq!(parse(text).unwrap(), plain);
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_yaml_parser_sees_it() {
+        let deep = format!("a: {}", "[".repeat(MAX_FLOW_DEPTH + 1));
+        let start = std::time::Instant::now();
+        let e = parse(&deep).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "in.yaml is not valid YAML or JSON: flow collections ([ or {) nested more than 1000 deep"
+        );
+        let e = parse(&format!("{{a: {}", "[".repeat(1 << 20))).unwrap_err();
+        assert!(matches!(e, Error::Syntax { .. }), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        // Balanced brackets in strings do not add up.
+        let text = "a: '[x]'\n".repeat(5000);
+        assert!(!flow_depth_exceeds(&text, MAX_FLOW_DEPTH));
     }
 
     #[test]

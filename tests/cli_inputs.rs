@@ -483,3 +483,67 @@ fn permission_denied_is_exit_4_for_every_input() {
         );
     }
 }
+
+/// Runs `mount ARGS`; false where this environment may not mount.
+fn try_mount(args: &[&str]) -> bool {
+    Command::new("mount")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Unmounts when dropped, also when an assertion fails.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A file bind-mounted over the `-o` path (rename: EBUSY) and a read-only
+/// file system (EROFS) are exit 2 with what to do, and leave nothing
+/// behind. Needs the right to mount (root in a privileged container);
+/// elsewhere the test says it skipped.
+#[test]
+fn busy_and_read_only_destinations_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = write(d, "src.yaml", "src\n");
+    let dst = write(d, "dst.yaml", "dst\n");
+    if !try_mount(&["--bind", s(&src), s(&dst)]) {
+        eprintln!("skipped: cannot mount here");
+        return;
+    }
+    let busy = Mounted(dst.clone());
+    let mut args = vec!["recipe"];
+    args.extend(words(EKS_H100_TRAINING));
+    let out = run(&[&args[..], &["-o", s(&dst)]].concat());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: cannot write {}: Device or resource busy (os error 16); the path is a mount point or busy: give a file path inside it, or another path\n",
+            s(&dst)
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&dst).unwrap(), "src\n");
+    drop(busy);
+    assert_eq!(names(d), ["dst.yaml", "src.yaml"]);
+
+    let ro = d.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    assert!(try_mount(&["-t", "tmpfs", "-o", "ro", "tmpfs", s(&ro)]));
+    let _ro = Mounted(ro.clone());
+    let target = ro.join("x.yaml");
+    let out = run(&[&args[..], &["-o", s(&target)]].concat());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: cannot write {}: Read-only file system (os error 30); the file system is read-only: give a path on a writable one\n",
+            s(&target)
+        )
+    );
+}

@@ -131,7 +131,9 @@ fn replace(path: &Path, bytes: &[u8], old: Option<&std::fs::Metadata>) -> Result
     }
     // Created with O_EXCL under a random name: no planted file or link is
     // ever opened.
-    let mut tmp = builder.tempfile_in(parent_dir(path)).map_err(err)?;
+    let mut tmp = builder
+        .tempfile_in(parent_dir(path))
+        .map_err(|e| err(without_temporary_path(e)))?;
     let keep = |f: &File| -> std::io::Result<()> {
         #[cfg(unix)]
         if let Some(old) = old {
@@ -150,6 +152,21 @@ fn replace(path: &Path, bytes: &[u8], old: Option<&std::fs::Metadata>) -> Result
         .map_err(err)?;
     // On failure the temporary file is removed when `PersistError` drops.
     tmp.persist(path).map(drop).map_err(|e| err(e.error))
+}
+
+/// tempfile's error without the random temporary path it appends
+/// (`… at path "/dir/.out.yaml.Ab12Cd.aicr-tmp"`): messages name the path
+/// the user gave, the same on every run. The kind, which decides the exit
+/// code, is kept.
+fn without_temporary_path(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
+    }
+    let text = e.to_string();
+    match text.rfind(" at path \"") {
+        Some(cut) => std::io::Error::new(e.kind(), &text[..cut]),
+        None => e,
+    }
 }
 
 /// Writes through a symlink, a device or a FIFO as `cat > PATH` does: open

@@ -13,10 +13,9 @@ pub mod verify;
 
 use std::path::PathBuf;
 
-use crate::error::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::{NotBuilt, UsageError};
+use crate::error::{Context, NotBuilt, Result, UsageError};
 use crate::measurement::Snapshot;
 use crate::recipe::criteria::{
     Accelerator, CriteriaFile, Intent, Os, Platform, Service, CRITERIA_KIND,

@@ -9,7 +9,7 @@ pub mod table;
 pub mod yaml;
 
 pub use input::{parse_value, read_capped, read_input, MAX_DOCUMENT_BYTES};
-pub use output::{parent_dir, write_atomic, write_file, Output};
+pub use output::{parent_dir, write_file, Output};
 
 use std::fmt;
 

@@ -104,11 +104,6 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    replace(path, bytes, std::fs::symlink_metadata(path).ok().as_ref())
-}
-
 /// The atomic replacement: `old` is the metadata of the regular file being
 /// replaced, if any, whose permissions (and, where allowed, owner) the new
 /// file keeps. A new file gets 0666 less the umask, as `cat > PATH` gives.

@@ -2,17 +2,19 @@
 //! (`warning: …`, `error: …`), full text with timestamps and sources under
 //! `--debug`, JSON lines under `--log-json`. Colour only when stderr is a
 //! terminal and NO_COLOR is unset. Errors that end a command go through here
-//! too, so `--log-json` makes them JSON as well.
+//! too, so `--log-json` makes them JSON as well. Writing to stderr never
+//! fails a command and never panics: when stderr is closed or a broken pipe,
+//! the lines are dropped.
 
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::error::Class;
+use crate::error::{self, Class};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -31,13 +33,53 @@ impl Mode {
     }
 }
 
+/// The one rule for on/off switches (`--debug`, `--log-json`) and their
+/// environment variables (`AICR_DEBUG`, `AICR_LOG_JSON`): case-insensitive
+/// `1`/`true`/`yes`/`on`/`y`/`t` are on; empty, `0`/`false`/`no`/`off`/`n`/`f`
+/// are off; anything else is refused. clap parses the flags with it, and main
+/// reads the environment with it when the command line did not parse.
+pub fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        _ => Err(format!(
+            "{:?} is not on or off; use true or false (also 1/0, yes/no, on/off)",
+            error::excerpt(s)
+        )),
+    }
+}
+
+/// Stderr that drops what it cannot write: logging must never fail or
+/// panic because the reader of stderr went away.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuietStderr;
+
+impl Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Writes text to stderr, dropping it when stderr cannot be written.
+pub fn stderr_text(text: &str) {
+    let _ = QuietStderr.write_all(text.as_bytes());
+}
+
 /// True when colour may be written to stderr.
 pub fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub fn init(mode: Mode) {
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_writer(|| QuietStderr)
+        .log_internal_errors(false);
     let _ = match mode {
         Mode::Concise => builder
             .with_max_level(Level::INFO)
@@ -61,7 +103,8 @@ pub fn init(mode: Mode) {
 }
 
 /// Reports the error that ends the command.
-pub fn report_error(mode: Mode, err: &anyhow::Error, class: Class) {
+pub fn report_error(mode: Mode, err: &error::Error) {
+    let class = err.class();
     let message = format!("{err:#}");
     match mode {
         Mode::Concise => {
@@ -70,7 +113,7 @@ pub fn report_error(mode: Mode, err: &anyhow::Error, class: Class) {
             } else {
                 ("", "")
             };
-            eprintln!("{on}error{off}: {message}");
+            stderr_text(&format!("{on}error{off}: {message}\n"));
         }
         _ => tracing::error!(
             class = class.name(),
@@ -89,9 +132,9 @@ pub fn report_usage_error(json: bool, rendered: &str) {
             "class": Class::InvalidInput.name(),
             "exit_code": Class::InvalidInput.exit_code(),
         });
-        eprintln!("{line}");
+        stderr_text(&format!("{line}\n"));
     } else {
-        eprint!("{rendered}");
+        stderr_text(rendered);
     }
 }
 
@@ -126,5 +169,24 @@ where
         }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_have_one_rule() {
+        for on in ["1", "true", "TRUE", "Yes", "on", "y", "t", " true "] {
+            assert_eq!(parse_switch(on), Ok(true), "{on:?}");
+        }
+        for off in ["", "0", "false", "False", "no", "OFF", "n", "f"] {
+            assert_eq!(parse_switch(off), Ok(false), "{off:?}");
+        }
+        assert_eq!(
+            parse_switch("banana").unwrap_err(),
+            "\"banana\" is not on or off; use true or false (also 1/0, yes/no, on/off)"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use crate::error::Result;
 use clap::Args;
 
 use super::verify::{self, VerifyFormat};

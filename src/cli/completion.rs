@@ -1,7 +1,7 @@
 //! `aicr completion SHELL`: prints a completion script generated from the same
 //! clap definition as the help text. Completing never runs a command.
 
-use anyhow::Result;
+use crate::error::Result;
 use clap::{Args, CommandFactory, ValueEnum};
 use clap_complete::Shell as Generator;
 

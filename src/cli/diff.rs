@@ -2,7 +2,7 @@
 //! what changed from A to B, and prints it as a table, YAML, JSON or a JSON
 //! Patch. With `--fail-on-drift` any difference exits 1.
 
-use anyhow::Result;
+use crate::error::Result;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 

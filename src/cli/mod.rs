@@ -13,11 +13,9 @@ pub mod verify;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::{NotBuilt, UsageError};
+use crate::error::{Context, NotBuilt, Result, UsageError};
 use crate::measurement::Snapshot;
 use crate::recipe::criteria::{
     Accelerator, CriteriaFile, Intent, Os, Platform, Service, CRITERIA_KIND,
@@ -49,11 +47,11 @@ pub const LONG_VERSION: &str = concat!(
 )]
 pub struct Cli {
     /// Enable debug logging (full text logs with timestamps and sources)
-    #[arg(long, global = true, env = "AICR_DEBUG", value_parser = FalseyValueParser::new())]
+    #[arg(long, global = true, env = "AICR_DEBUG", value_parser = crate::logging::parse_switch)]
     pub debug: bool,
 
     /// Write logs and errors as JSON lines on stderr
-    #[arg(long, global = true, env = "AICR_LOG_JSON", value_parser = FalseyValueParser::new())]
+    #[arg(long, global = true, env = "AICR_LOG_JSON", value_parser = crate::logging::parse_switch)]
     pub log_json: bool,
 
     /// Print the version, git commit and build date

@@ -2,7 +2,7 @@
 //! hydrates every component's values, and prints the selected value. Scalars
 //! print bare for shell use; subtrees as YAML, JSON or a path/value table.
 
-use anyhow::Result;
+use crate::error::Result;
 use clap::Args;
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! `aicr recipe`: criteria (flags, `-c FILE`) to a `RecipeResult`, or
 //! `--list` for the combinations the data supports.
 
-use anyhow::Result;
+use crate::error::Result;
 use clap::Args;
 use serde_json::{json, Value};
 

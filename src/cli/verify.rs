@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use crate::error::{Class, Error, Result};
 use clap::{Args, ValueEnum};
 
 use super::ExitStatus;
@@ -40,9 +40,10 @@ pub fn run(args: VerifyArgs) -> Result<ExitStatus> {
 
 pub fn check(dir: &Path, format: VerifyFormat) -> Result<ExitStatus> {
     let report = checksum::verify(dir)?;
+    let value = || serde_json::to_value(&report).map_err(|e| Error::new(Class::Internal, e));
     let text = match format {
-        VerifyFormat::Json => serializer::to_json(&serde_json::to_value(&report)?),
-        VerifyFormat::Yaml => serializer::yaml::to_string(&serde_json::to_value(&report)?),
+        VerifyFormat::Json => serializer::to_json(&value()?),
+        VerifyFormat::Yaml => serializer::yaml::to_string(&value()?),
         VerifyFormat::Text => {
             let mut s = String::new();
             for (what, list) in [

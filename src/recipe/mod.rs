@@ -23,7 +23,7 @@ use crate::serializer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid {field} {value:?}: must be one of {allowed}")]
+    #[error("invalid {field} {:?}: must be one of {allowed}", crate::error::excerpt(.value))]
     InvalidCriterion {
         field: &'static str,
         value: String,
@@ -39,8 +39,8 @@ pub enum Error {
     DataDir { dir: String, reason: String },
     #[error("--data {0}: no such directory")]
     DataDirNotFound(String),
-    #[error("cannot read {path}: {reason}")]
-    DataRead { path: String, reason: String },
+    #[error("cannot read {path}: {io}")]
+    DataRead { path: String, io: std::io::Error },
     #[error("--data: symlinks not allowed: {0}")]
     DataSymlink(String),
     #[error("--data: file too large ({size} bytes, max {max}): {path}", max = store::MAX_FILE_BYTES)]
@@ -105,7 +105,7 @@ impl Classify for Error {
             Error::DataDirNotFound(_)
             | Error::DataFileMissing(_)
             | Error::ReferenceMissing { .. } => Class::NotFound,
-            Error::DataRead { .. } => Class::Internal,
+            Error::DataRead { io, .. } => Class::of_io(io.kind()),
             _ => Class::InvalidInput,
         }
     }

@@ -76,12 +76,9 @@ impl DataStore {
         let key = normalise(rel)?;
         if let Some(ext) = &self.external {
             if let Some(p) = ext.files.get(&key) {
-                return std::fs::read(p)
+                return serializer::read_capped(p, MAX_FILE_BYTES, "--data file")
                     .map(Cow::Owned)
-                    .map_err(|e| Error::DataRead {
-                        path: p.display().to_string(),
-                        reason: e.to_string(),
-                    });
+                    .map_err(Error::from);
             }
         }
         Embedded::get(&key)
@@ -179,12 +176,12 @@ impl DataStore {
 fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Result<(), Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::DataRead {
         path: dir.display().to_string(),
-        reason: e.to_string(),
+        io: e,
     })?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::DataRead {
             path: dir.display().to_string(),
-            reason: e.to_string(),
+            io: e,
         })?;
         let path = entry.path();
         let rel = path
@@ -194,7 +191,7 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Resul
             .replace('\\', "/");
         let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::DataRead {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            io: e,
         })?;
         if meta.file_type().is_symlink() {
             return Err(Error::DataSymlink(rel));

@@ -3,17 +3,20 @@
 //! file output. Every command goes through here, so every command writes the
 //! same YAML style and the same JSON style.
 
+mod input;
+mod output;
 pub mod table;
 pub mod yaml;
 
+pub use input::{parse_value, read_capped, read_input, MAX_DOCUMENT_BYTES};
+pub use output::{parent_dir, write_file, Output};
+
 use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Class, Classify};
+use crate::error::{excerpt, Class, Classify};
 
 /// The API version of every aicr document.
 pub const API_VERSION: &str = "aicr.nvidia.com/v1alpha1";
@@ -36,34 +39,49 @@ impl fmt::Display for Format {
     }
 }
 
+/// Errors of reading, parsing and writing documents. Every piece of input
+/// a message quotes (a kind, a parser's finding) is cut by
+/// [`excerpt`], so a huge value is never echoed back whole.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {io}")]
+    #[error("cannot read {path}: {io}{}", io_hint(.io))]
     Read { path: String, io: std::io::Error },
+    #[error("{path} is a {kind}; expected a regular file, a pipe, or - for standard input")]
+    NotAFile { path: String, kind: &'static str },
+    #[error("{path} is larger than {}, the limit for a {what}", size_text(*.limit))]
+    TooLarge {
+        path: String,
+        limit: u64,
+        what: &'static str,
+    },
     #[error("{path} is empty; expected a {expected} document")]
     Empty {
         path: String,
         expected: &'static str,
     },
-    #[error("{path} is not valid YAML or JSON: {detail}")]
+    #[error("{path} is not valid YAML or JSON: {}", excerpt(.detail))]
     Syntax { path: String, detail: String },
-    #[error("{path} has kind {found:?}; expected kind {expected:?}")]
+    #[error("{path}: {}; a key may appear only once in a mapping", excerpt(.detail))]
+    DuplicateKey { path: String, detail: String },
+    #[error("{path} has kind {:?}; expected kind {expected:?}", excerpt(.found))]
     WrongKind {
         path: String,
         found: String,
         expected: &'static str,
     },
-    #[error("{path} has apiVersion {found:?}; expected {API_VERSION:?}")]
+    #[error("{path} has apiVersion {:?}; expected {API_VERSION:?}", excerpt(.found))]
     WrongApiVersion { path: String, found: String },
-    #[error("{path} is not a valid {expected}: {detail}")]
+    #[error("{path} is not a valid {expected}: {}", excerpt(.detail))]
     Shape {
         path: String,
         expected: &'static str,
         detail: String,
     },
+    #[error("the {0} path is empty; give a file path, or - for standard {0}")]
+    EmptyPath(&'static str),
     #[error("output {path}: {reason}")]
     OutputPath { path: String, reason: String },
-    #[error("cannot write {path}: {io}")]
+    #[error("cannot write {path}: {io}{}", io_hint(.io))]
     Write { path: String, io: std::io::Error },
     #[error("ConfigMap destinations (cm://{0}) need cluster access, which this version of aicr does not have yet; write to a file or stdout")]
     ConfigMapUnsupported(String),
@@ -88,56 +106,42 @@ impl Classify for Error {
     }
 }
 
-/// Reads a whole input file; `-` is standard input.
-pub fn read_input(path: &str) -> Result<Vec<u8>, Error> {
-    let res = if path == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
-    } else {
-        std::fs::read(path)
-    };
-    res.map_err(|io| Error::Read {
-        path: display_path(path),
-        io,
-    })
+/// What to do about an I/O error the user can act on, after its own text.
+fn io_hint(io: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match io.kind() {
+        K::ResourceBusy => {
+            "; the path is a mount point or busy: give a file path inside it, or another path"
+        }
+        K::CrossesDevices => {
+            "; the path is on another file system than its directory (a mount point?): give another path"
+        }
+        K::ReadOnlyFilesystem => "; the file system is read-only: give a path on a writable one",
+        K::StorageFull | K::QuotaExceeded => {
+            "; the file system is full or over quota: free some space, or write elsewhere"
+        }
+        _ => "",
+    }
 }
 
-fn display_path(path: &str) -> String {
+/// A byte count as people read it: whole MiB or KiB when exact.
+fn size_text(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+pub(crate) fn display_path(path: &str) -> String {
     if path == "-" {
         "standard input".into()
     } else {
         path.to_string()
     }
-}
-
-/// Parses a YAML or JSON document by its content. A document whose first
-/// significant character is `{` or `[` is JSON; anything else is YAML.
-pub fn parse_value(bytes: &[u8], path: &str, expected: &'static str) -> Result<Value, Error> {
-    let path = display_path(path);
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::Syntax {
-        path: path.clone(),
-        detail: format!("not UTF-8 text ({e})"),
-    })?;
-    let significant = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#') && *l != "---");
-    let Some(first) = significant else {
-        return Err(Error::Empty { path, expected });
-    };
-    let parsed = if first.starts_with(['{', '[']) {
-        serde_json::from_str(text).map_err(|e| e.to_string())
-    } else {
-        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
-    };
-    let value: Value = parsed.map_err(|detail| Error::Syntax {
-        path: path.clone(),
-        detail,
-    })?;
-    if value.is_null() {
-        return Err(Error::Empty { path, expected });
-    }
-    Ok(value)
 }
 
 /// Checks `kind` and `apiVersion` of a parsed document, then deserialises it.
@@ -219,97 +223,36 @@ pub fn to_json(value: &Value) -> String {
     s
 }
 
-/// Where a command's data goes (`-o/--output`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    Stdout,
-    File(PathBuf),
-    ConfigMap(String),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Output {
-    /// `None` or `-` is stdout; `cm://namespace/name` a ConfigMap; anything
-    /// else a file path.
-    pub fn parse(arg: Option<&str>) -> Output {
-        match arg {
-            None | Some("-") => Output::Stdout,
-            Some(s) => match s.strip_prefix("cm://") {
-                Some(rest) => Output::ConfigMap(rest.to_string()),
-                None => Output::File(PathBuf::from(s)),
-            },
+    /// Conditions of the destination the user can change are exit 2 with
+    /// what to do; a full disk is exit 6. None of them is exit 8.
+    #[test]
+    fn write_errors_say_what_to_do_and_are_not_internal() {
+        use std::io::ErrorKind as K;
+        for (kind, class, hint) in [
+            (K::ResourceBusy, Class::InvalidInput, "; the path is a mount point or busy: give a file path inside it, or another path"),
+            (K::CrossesDevices, Class::InvalidInput, "; the path is on another file system than its directory (a mount point?): give another path"),
+            (K::ReadOnlyFilesystem, Class::InvalidInput, "; the file system is read-only: give a path on a writable one"),
+            (K::StorageFull, Class::Unavailable, "; the file system is full or over quota: free some space, or write elsewhere"),
+        ] {
+            let io = std::io::Error::from(kind);
+            let shown = io.to_string();
+            let e = Error::Write {
+                path: "/mnt/x".into(),
+                io,
+            };
+            assert_eq!(e.class(), class, "{kind:?}");
+            assert_eq!(e.to_string(), format!("cannot write /mnt/x: {shown}{hint}"));
         }
     }
 
-    /// Checks the destination before any work is done.
-    pub fn check(&self) -> Result<(), Error> {
-        match self {
-            Output::Stdout => Ok(()),
-            Output::ConfigMap(s) => Err(Error::ConfigMapUnsupported(s.clone())),
-            Output::File(p) => {
-                if p.is_dir() {
-                    return Err(Error::OutputPath {
-                        path: p.display().to_string(),
-                        reason: "is a directory; give a file path".into(),
-                    });
-                }
-                let parent = parent_dir(p);
-                if !parent.is_dir() {
-                    return Err(Error::OutputPath {
-                        path: p.display().to_string(),
-                        reason: format!("directory {} does not exist", parent.display()),
-                    });
-                }
-                Ok(())
-            }
-        }
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size_text(16 * 1024 * 1024), "16 MiB");
+        assert_eq!(size_text(10 * 1024), "10 KiB");
+        assert_eq!(size_text(10), "10 bytes");
     }
-
-    /// Writes the whole output. A file is written to a temporary sibling
-    /// and renamed into place, so it is complete or untouched.
-    pub fn write(&self, bytes: &[u8]) -> Result<(), Error> {
-        match self {
-            Output::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(bytes)
-                    .and_then(|()| out.flush())
-                    .map_err(|io| Error::Write {
-                        path: "standard output".into(),
-                        io,
-                    })
-            }
-            Output::ConfigMap(s) => Err(Error::ConfigMapUnsupported(s.clone())),
-            Output::File(p) => write_atomic(p, bytes),
-        }
-    }
-}
-
-/// The directory a path is in (`.` for a bare file name).
-pub fn parent_dir(p: &Path) -> &Path {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let err = |io| Error::Write {
-        path: path.display().to_string(),
-        io,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent_dir(path).join(format!(".{name}.aicr-tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
 }

@@ -1,7 +1,10 @@
 //! The one YAML style of aicr: block style, 2-space indentation, sequences
 //! indented under their key, keys in the order given (maps from data files are
 //! sorted before they get here), scalars quoted only when a YAML 1.1 or 1.2
-//! reader could take them for something other than a string.
+//! reader could take them for something other than a string. Characters a
+//! YAML reader would not give back as they are (control characters, the
+//! line breaks of YAML 1.1 NEL, LS and PS, a byte-order mark) are written
+//! only as escapes in double quotes.
 //!
 //! Emitting from `serde_json::Value` by hand keeps the bytes stable across
 //! crate upgrades and identical for every command.
@@ -135,9 +138,21 @@ fn write_number(out: &mut String, n: &Number) {
     }
 }
 
+/// True for a character that must be escaped: YAML 1.1 and 1.2 readers
+/// either refuse it unescaped (C0 and C1 controls, DEL, U+FFFE, U+FFFF),
+/// take it for a line break (U+0085 NEL, U+2028 LS, U+2029 PS; and `\t`,
+/// `\n`, `\r` in a plain scalar), or drop it (U+FEFF, a byte-order mark).
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
 fn write_string_scalar(out: &mut String, s: &str) {
-    let has_control = s.chars().any(char::is_control);
-    if has_control || s.is_empty() || resolves_to_non_string(s) {
+    let has_special = s.chars().any(needs_escape);
+    if has_special || s.is_empty() || resolves_to_non_string(s) {
         write_double_quoted(out, s);
     } else if needs_quotes(s) {
         out.push('\'');
@@ -157,7 +172,13 @@ fn write_double_quoted(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            c if needs_escape(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02X}", c as u32));
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }
@@ -170,7 +191,7 @@ fn write_double_quoted(out: &mut String, s: &str) {
 fn literal_block_ok(s: &str) -> bool {
     !s.starts_with([' ', '\n'])
         && !s.ends_with("\n\n")
-        && !s.chars().any(|c| c.is_control() && c != '\n')
+        && !s.chars().any(|c| needs_escape(c) && c != '\n')
         && s.split('\n').all(|l| l.is_empty() || !l.trim().is_empty())
 }
 
@@ -352,6 +373,114 @@ mod tests {
     fn floats_stay_floats() {
         roundtrip(&json!({"a": 1.0, "b": 1.5e300, "c": -0.25}));
         assert_eq!(to_string(&json!({"a": 1.0})), "a: 1.0\n");
+    }
+
+    /// Strings a YAML 1.1 reader (go-yaml in Helm, PyYAML) would not read
+    /// back unchanged if they were written plain, single-quoted or literal.
+    const LINE_BREAKS_AND_CONTROLS: &[&str] = &[
+        "line\u{2028}separator",
+        "para\u{2029}separator",
+        "next\u{85}line",
+        "\u{feff}bom first",
+        "bom\u{feff}inside",
+        "nul\0byte",
+        "esc\u{1b}[0m",
+        "del\u{7f}",
+        "c1\u{9b}csi",
+        "non\u{fffe}char",
+        "multi\nline\u{2028}text\n",
+        "crlf\r\nline\n",
+        "\u{2028}",
+    ];
+
+    #[test]
+    fn line_breaks_and_controls_are_escaped_in_double_quotes() {
+        for s in LINE_BREAKS_AND_CONTROLS {
+            let text = to_string(&json!({ "k": s }));
+            assert!(text.starts_with("k: \""), "{s:?} gave {text}");
+            for c in ['\u{2028}', '\u{2029}', '\u{85}', '\u{feff}', '\0', '\u{1b}'] {
+                assert!(!text.contains(c), "{s:?} gave {text:?}");
+            }
+            roundtrip(&json!({ "k": s, "list": [s], *s: s }));
+        }
+        assert_eq!(
+            to_string(&json!({"k": "a\u{2028}b\u{2029}c\u{85}d\u{feff}e\u{1b}"})),
+            "k: \"a\\Lb\\Pc\\Nd\\uFEFFe\\x1B\"\n"
+        );
+    }
+
+    /// PyYAML is a YAML 1.1 reader like go-yaml, the one Helm uses. It is
+    /// required in CI (`CI` set); elsewhere the test says it skipped.
+    #[test]
+    fn pyyaml_reads_back_what_was_written() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let available = Command::new("python3")
+            .args(["-c", "import yaml"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3 with PyYAML (python3-yaml) is required in CI"
+            );
+            eprintln!("skipped: python3 with PyYAML is not installed");
+            return;
+        }
+        let mut strings: Vec<&str> = LINE_BREAKS_AND_CONTROLS.to_vec();
+        strings.extend([
+            "24.04",
+            "yes",
+            "on",
+            "~",
+            "1_000",
+            "10:30",
+            "2001-12-14",
+            "0x1F",
+            "it's",
+            "# hash",
+            "- dash",
+            "key: value",
+            "tab\there",
+            "two trailing\n\n",
+            "  leading",
+            "line one\nline two\n",
+            "25.12.0",
+            "ünïcödé",
+            "emoji 🚀",
+        ]);
+        let v = json!({
+            "strings": strings,
+            "keys": strings.iter().map(|s| (s.to_string(), json!(1))).collect::<Map<_, _>>(),
+            "numbers": [1, -2, 1.5, 1.0, 1e300],
+            "empty": [{}, []],
+        });
+        let text = to_string(&v);
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.buffer)))",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(text.as_bytes())
+            .expect("python3 reads");
+        let out = child.wait_with_output().expect("python3 finishes");
+        assert!(
+            out.status.success(),
+            "PyYAML refused:\n{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let back: Value = serde_json::from_slice(&out.stdout).expect("python3 printed JSON");
+        assert_eq!(back, v, "YAML was:\n{text}");
     }
 
     #[test]

@@ -496,11 +496,14 @@ fn build_component(
             file: path.clone(),
             reason,
         })?;
-        let kinds = manifest_kinds(&text).map_err(|reason| Error::Manifest {
-            component: name.clone(),
-            file: path.clone(),
-            reason,
-        })?;
+        let kinds = manifest_kinds(&text)
+            .and_then(|kinds| check_declared(&source_text, &kinds).map(|()| kinds))
+            .map_err(|reason| Error::Manifest {
+                component: name.clone(),
+                file: path.clone(),
+                reason,
+            })?;
+        let kinds: Vec<bool> = kinds.iter().map(|(_, builtin)| *builtin).collect();
         if kinds.is_empty() {
             tracing::debug!(component = %name, file = %path, "manifest renders no objects; left out");
             continue;
@@ -531,9 +534,9 @@ fn build_component(
     })
 }
 
-/// For each object in a rendered manifest: is its kind built into
+/// For each object in a rendered manifest: its kind, and is it built into
 /// Kubernetes? A document that is not a Kubernetes object is an error.
-fn manifest_kinds(text: &str) -> Result<Vec<bool>, String> {
+fn manifest_kinds(text: &str) -> Result<Vec<(String, bool)>, String> {
     use serde::Deserialize;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -543,15 +546,51 @@ fn manifest_kinds(text: &str) -> Result<Vec<bool>, String> {
         }
         let api = v.get("apiVersion").and_then(Value::as_str);
         let kind = v.get("kind").and_then(Value::as_str);
-        let (Some(api), Some(_)) = (api, kind) else {
+        let (Some(api), Some(kind)) = (api, kind) else {
             return Err(format!(
                 "document {} is not a Kubernetes object (apiVersion and kind are required)",
                 i + 1
             ));
         };
-        out.push(is_builtin_api(api));
+        out.push((kind.to_string(), is_builtin_api(api)));
     }
     Ok(out)
+}
+
+/// What a manifest template declares: its documents (`---` lines at the
+/// start of a line, plus one) and the kinds its top-level `kind:` lines
+/// name.
+fn declared(source: &str) -> (usize, BTreeSet<&str>) {
+    let mut documents = 1;
+    let mut kinds = BTreeSet::new();
+    for line in source.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            documents += 1;
+        } else if let Some(kind) = line.strip_prefix("kind:") {
+            kinds.insert(kind.trim());
+        }
+    }
+    (documents, kinds)
+}
+
+/// A rendered manifest may hold no more documents than its template spells
+/// out, and only kinds its template names: rendering fills in values, it
+/// never adds objects (a value that did would be injected YAML).
+fn check_declared(source: &str, rendered: &[(String, bool)]) -> Result<(), String> {
+    let (documents, kinds) = declared(source);
+    if rendered.len() > documents {
+        return Err(format!(
+            "renders {} documents but the template spells out {documents}; a manifest template must write each document out (no values or loops that add documents)",
+            rendered.len()
+        ));
+    }
+    if let Some((kind, _)) = rendered.iter().find(|(k, _)| !kinds.contains(k.as_str())) {
+        return Err(format!(
+            "renders an object of kind {kind:?}, which the template does not name in a top-level `kind:` line; kinds it names: {}",
+            kinds.iter().copied().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// API groups every Kubernetes API server serves; anything else needs a CRD
@@ -636,8 +675,31 @@ mod tests {
     #[test]
     fn kinds_of_documents() {
         let t = "# c\n---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: a.b/v1\nkind: X\n";
-        assert_eq!(manifest_kinds(t).unwrap(), vec![true, false]);
+        assert_eq!(
+            manifest_kinds(t).unwrap(),
+            vec![("ConfigMap".to_string(), true), ("X".to_string(), false)]
+        );
         assert!(manifest_kinds("# only comments\n").unwrap().is_empty());
         assert!(manifest_kinds("a: 1\n").is_err());
+    }
+
+    #[test]
+    fn rendered_documents_must_be_declared() {
+        let src = "# c\n---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: a.b/v1\nkind: X\n";
+        let kinds = manifest_kinds(src).unwrap();
+        assert!(check_declared(src, &kinds).is_ok());
+        let grown = format!(
+            "{src}---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: ConfigMap\n"
+        );
+        assert_eq!(
+            check_declared(src, &manifest_kinds(&grown).unwrap()).unwrap_err(),
+            "renders 4 documents but the template spells out 3; a manifest template must write each document out (no values or loops that add documents)"
+        );
+        let other = "apiVersion: v1\nkind: ConfigMap\n";
+        let crb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n";
+        assert_eq!(
+            check_declared(other, &manifest_kinds(crb).unwrap()).unwrap_err(),
+            "renders an object of kind \"ClusterRoleBinding\", which the template does not name in a top-level `kind:` line; kinds it names: ConfigMap"
+        );
     }
 }

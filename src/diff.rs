@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Class, Classify};
 use crate::measurement::{Snapshot, SNAPSHOT_KIND};
+use crate::recipe::path::{Path, Segment};
 use crate::recipe::result::RESULT_KIND;
 use crate::serializer;
 
@@ -251,22 +252,14 @@ impl Pair {
     }
 }
 
-/// A leaf's path: keys and list indexes. Ordered segment by segment, so
-/// `[2]` sorts before `[10]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Path(Vec<Segment>);
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
 impl Path {
     /// Snapshot paths are the constraint form, `Type.subtype.key` with the
     /// key as is (`GPU.smi.gpu.model`); recipe paths the `aicr query` form,
     /// with keys that need it quoted (`constraints."OS.release.ID".value`).
     fn render(&self, kind: Kind) -> String {
+        if kind == Kind::Recipe {
+            return self.to_string();
+        }
         let mut out = String::new();
         for seg in &self.0 {
             match seg {
@@ -274,11 +267,7 @@ impl Path {
                     if !out.is_empty() {
                         out.push('.');
                     }
-                    if kind == Kind::Recipe {
-                        out.push_str(&serializer::table::path_key(k));
-                    } else {
-                        out.push_str(k);
-                    }
+                    out.push_str(k);
                 }
                 Segment::Index(i) => out.push_str(&format!("[{i}]")),
             }
@@ -360,7 +349,7 @@ fn flatten(v: &Value, path: Vec<Segment>, out: &mut BTreeMap<Path, Value>) {
             }
             None => {
                 for (i, x) in a.iter().enumerate() {
-                    flatten(x, child(Segment::Index(i)), out);
+                    flatten(x, child(Segment::Index(i as i64)), out);
                 }
             }
         },

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod criteria;
 pub mod metadata;
+pub mod path;
 pub mod query;
 pub mod registry;
 pub mod result;

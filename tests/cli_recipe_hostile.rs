@@ -8,6 +8,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -34,6 +35,8 @@ fn bundle_fails(dir: &Path, args: &[&str]) -> (i32, String) {
     assert!(!out_dir.exists(), "the bundle was written");
     (code(&out), stderr(&out))
 }
+
+const REGISTRY_HEAD: &str = "apiVersion: aicr.nvidia.com/v1alpha1\nkind: ComponentRegistry\n";
 
 #[test]
 fn deep_paths_are_refused_not_a_crash() {
@@ -120,4 +123,54 @@ fn deep_documents_are_refused_by_diff_and_deep_paths_are_compared() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let path = format!("x.{}", vec!["k"; 100].join("."));
     assert!(stdout(&out).contains(&path), "{}", stdout(&out));
+}
+
+/// A `--data` directory with `n` overlays, `o1` based on `base` and each
+/// next one on the one before.
+fn chain_data(n: usize) -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    write(
+        data.path(),
+        "registry.yaml",
+        &format!("{REGISTRY_HEAD}components: []\n"),
+    );
+    for i in 1..=n {
+        let base = if i == 1 {
+            "base".to_string()
+        } else {
+            format!("o{}", i - 1)
+        };
+        write(
+            data.path(),
+            &format!("overlays/o{i}.yaml"),
+            &format!("kind: RecipeMetadata\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata:\n  name: o{i}\nspec:\n  base: {base}\n"),
+        );
+    }
+    data
+}
+
+#[test]
+fn inheritance_is_linear_and_bounded() {
+    let data = chain_data(2000);
+    let d = data.path().to_str().unwrap();
+    let started = Instant::now();
+    let out = run(&["recipe", "--data", d, "--service", "eks"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("error: overlay \"o64\" ({d}/overlays/o64.yaml): its spec.base chain is longer than 64 overlays (o64 -> o63 -> o62 -> ... -> o1 -> base); inheritance may be at most 64 deep\n")
+    );
+    // 63 overlays and the root are within the limit.
+    let data = chain_data(63);
+    let out = run(&[
+        &["recipe", "--data", data.path().to_str().unwrap()][..],
+        &words(EKS_H100_TRAINING),
+    ]
+    .concat());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

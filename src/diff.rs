@@ -37,6 +37,8 @@ pub enum Error {
         b: String,
         kind_b: Kind,
     },
+    #[error("{path} is a RecipeResult with no components (componentRefs is missing or empty); a recipe lists at least one component")]
+    NoComponents { path: String },
     #[error(transparent)]
     Document(#[from] serializer::Error),
 }
@@ -116,6 +118,12 @@ impl Document {
             Kind::Recipe => {
                 // Compared generically; only kind and apiVersion are checked.
                 serializer::typed_document::<Value>(raw.clone(), origin, RESULT_KIND, false)?;
+                let refs = map.get("componentRefs").and_then(Value::as_array);
+                if refs.is_none_or(Vec::is_empty) {
+                    return Err(Error::NoComponents {
+                        path: origin.to_string(),
+                    });
+                }
                 None
             }
         };
@@ -434,7 +442,7 @@ mod tests {
     }
 
     fn recipe(extra: Value) -> Value {
-        let mut v = json!({"kind": "RecipeResult", "apiVersion": "aicr.nvidia.com/v1alpha1"});
+        let mut v = json!({"kind": "RecipeResult", "apiVersion": "aicr.nvidia.com/v1alpha1", "componentRefs": [{"name": "c"}]});
         v.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
@@ -584,6 +592,16 @@ mod tests {
             Document::new("a", json!([1])),
             Err(Error::Document(_))
         ));
+        // A recipe lists components.
+        for refs in [json!({"componentRefs": []}), json!({"componentRefs": null})] {
+            let mut r = recipe(refs);
+            if r["componentRefs"].is_null() {
+                r.as_object_mut().unwrap().remove("componentRefs");
+            }
+            let e = Document::new("r.yaml", r).unwrap_err();
+            assert_eq!(e.class(), Class::InvalidInput);
+            assert_eq!(e.to_string(), "r.yaml is a RecipeResult with no components (componentRefs is missing or empty); a recipe lists at least one component");
+        }
         // A Go aicr snapshot: no kind, no apiVersion.
         let go = doc(json!({"measurements": []}));
         assert_eq!(go.kind, Kind::Snapshot);

@@ -174,3 +174,89 @@ fn inheritance_is_linear_and_bounded() {
     .concat());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn recipes_that_repeat_or_leave_a_component_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = recipe_text();
+    let dup = text.replacen(
+        "componentRefs:\n",
+        "componentRefs:\n  - name: gpu-operator\n    version: v1.0.0\n",
+        1,
+    );
+    let r = write(tmp.path(), "dup.yaml", &dup);
+    let (status, err) = bundle_fails(tmp.path(), &["-r", &r]);
+    assert_eq!(status, 2, "{err}");
+    assert_eq!(
+        err,
+        format!("error: {r} is not a valid RecipeResult: componentRefs lists component \"gpu-operator\" twice; each component may appear once\n")
+    );
+
+    let outside = text.replacen(
+        "components/gpu-operator/manifests/dcgm-exporter.yaml",
+        "registry.yaml",
+        1,
+    );
+    assert_ne!(outside, text);
+    let r = write(tmp.path(), "outside.yaml", &outside);
+    let (status, err) = bundle_fails(tmp.path(), &["-r", &r]);
+    assert_eq!(status, 2, "{err}");
+    assert_eq!(
+        err,
+        "error: component \"gpu-operator\": manifestFiles \"registry.yaml\" is not a manifest of this component: manifest files are paths under components/gpu-operator/manifests/ (no '..'), ending in .yaml or .yml\n"
+    );
+
+    for bad in ["../../etc", "a/b"] {
+        let named = text.replacen("name: aws-efa", &format!("name: {bad}"), 1);
+        let r = write(tmp.path(), "named.yaml", &named);
+        let (status, err) = bundle_fails(tmp.path(), &["-r", &r]);
+        assert_eq!(status, 2, "{err}");
+        assert_eq!(
+            err,
+            format!("error: {r} is not a valid RecipeResult: component name {bad:?} is not valid: a component name is a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)\n")
+        );
+    }
+
+    // diff refuses a recipe with no components.
+    let empty = write(
+        tmp.path(),
+        "empty.yaml",
+        "kind: RecipeResult\napiVersion: aicr.nvidia.com/v1alpha1\ncomponentRefs: []\n",
+    );
+    let full = write(tmp.path(), "full.yaml", &text);
+    let out = run(&["diff", &full, &empty]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("error: {empty} is a RecipeResult with no components (componentRefs is missing or empty); a recipe lists at least one component\n")
+    );
+}
+
+#[test]
+fn recipe_refuses_names_bundle_would_refuse() {
+    for (rel, text) in [
+        (
+            "registry.yaml",
+            format!("{REGISTRY_HEAD}components:\n  - name: a/b\n"),
+        ),
+        (
+            "overlays/bad.yaml",
+            "kind: RecipeMetadata\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata:\n  name: bad\nspec:\n  criteria:\n    service: eks\n  componentRefs:\n    - name: ../../etc\n".to_string(),
+        ),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        write(data.path(), "registry.yaml", &format!("{REGISTRY_HEAD}components: []\n"));
+        write(data.path(), rel, &text);
+        let out = run(&[
+            &["recipe", "--data", data.path().to_str().unwrap()][..],
+            &words(EKS_H100_TRAINING),
+        ]
+        .concat());
+        assert_eq!(code(&out), 2, "{rel}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is not valid: a component name is a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)"),
+            "{rel}: {}",
+            stderr(&out)
+        );
+    }
+}

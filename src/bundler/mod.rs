@@ -191,8 +191,15 @@ pub fn prepare(
     if recipe.component_refs.is_empty() {
         return Err(Error::NoComponents);
     }
+    // Names are checked as the recipe is loaded (recipe::metadata).
     for r in &recipe.component_refs {
-        safety::component_name(&r.name)?;
+        r.check_manifest_files()
+            .map_err(|(path, reason)| Error::BadField {
+                component: r.name.clone(),
+                field: "manifestFiles",
+                value: path.to_string(),
+                reason,
+            })?;
         if registry.get(&r.name).is_none() {
             return Err(Error::UnknownComponent {
                 component: r.name.clone(),

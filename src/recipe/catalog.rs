@@ -352,6 +352,12 @@ impl Catalog {
                 "valuesFile",
                 std::slice::from_ref(&r.values_file),
             )?;
+            r.check_manifest_files()
+                .map_err(|(path, reason)| Error::BadReference {
+                    component: r.name.clone(),
+                    field: "manifestFiles",
+                    detail: format!("{path:?} {reason}"),
+                })?;
             check_reference(store, &r.name, "manifestFiles", &r.manifest_files)?;
             refs.push(r);
         }

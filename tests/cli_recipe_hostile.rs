@@ -260,3 +260,91 @@ fn recipe_refuses_names_bundle_would_refuse() {
         );
     }
 }
+
+#[test]
+fn nodes_and_revision_are_resolved_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = recipe_text().replacen("criteria:\n", "criteria:\n  nodes: 8\n", 1);
+    let r = write(tmp.path(), "recipe.yaml", &text);
+    let dir = tmp.path().join("b");
+    let out = run(&[
+        "bundle",
+        "-r",
+        &r,
+        "-o",
+        dir.to_str().unwrap(),
+        "--nodes",
+        "3",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let bundled = read_yaml(&dir.join("recipe.yaml"));
+    assert_eq!(bundled["criteria"]["nodes"], json!(3));
+    let values = read_yaml(&dir.join("skyhook-operator/values.yaml"));
+    assert_eq!(values["estimatedNodeCount"], json!(3));
+    // Without --nodes, the recipe's count is used in both.
+    let out = run(&["bundle", "-r", &r, "-o", dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        read_yaml(&dir.join("recipe.yaml"))["criteria"]["nodes"],
+        json!(8)
+    );
+    let values = read_yaml(&dir.join("skyhook-operator/values.yaml"));
+    assert_eq!(values["estimatedNodeCount"], json!(8));
+
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    for (rev, field, name) in [
+        ("main", "branch", "main"),
+        ("v1.2.3", "tag", "v1.2.3"),
+        ("refs/tags/stable", "tag", "stable"),
+        ("branch:v2.0.0", "branch", "v2.0.0"),
+        (sha, "commit", sha),
+    ] {
+        let flux = tmp.path().join("flux");
+        let out = run(&[
+            "bundle",
+            "-r",
+            &r,
+            "-o",
+            flux.to_str().unwrap(),
+            "-d",
+            "flux",
+            "--repo",
+            "https://git.example.com/gpu.git",
+            "--revision",
+            rev,
+        ]);
+        assert_eq!(code(&out), 0, "{rev}: {}", stderr(&out));
+        let git = read_yaml(&flux.join("gitrepository.yaml"));
+        assert_eq!(git["spec"]["ref"], json!({ field: name }), "{rev}");
+        let argo = tmp.path().join("argo");
+        let out = run(&[
+            "bundle",
+            "-r",
+            &r,
+            "-o",
+            argo.to_str().unwrap(),
+            "-d",
+            "argocd",
+            "--repo",
+            "https://git.example.com/gpu.git",
+            "--revision",
+            rev,
+        ]);
+        assert_eq!(code(&out), 0, "{rev}: {}", stderr(&out));
+        let app = read_yaml(&argo.join("app-of-apps.yaml"));
+        assert_eq!(
+            app["spec"]["source"]["targetRevision"],
+            json!(name),
+            "{rev}"
+        );
+    }
+    let (status, err) = bundle_fails(
+        tmp.path(),
+        &["-r", &r, "-d", "flux", "--revision", "commit:abc"],
+    );
+    assert_eq!(status, 2, "{err}");
+    assert_eq!(
+        err,
+        "error: --revision \"commit:abc\": a commit is a full SHA: 40 (or 64) hexadecimal digits\n"
+    );
+}

@@ -166,6 +166,9 @@ impl Component {
 pub struct Options {
     pub sets: Vec<Assignment>,
     pub scheduling: Scheduling,
+    /// `--nodes`: replaces the recipe's node count, in the bundled
+    /// `recipe.yaml` and in the values alike.
+    pub nodes: Option<u32>,
 }
 
 /// The recipe made ready for a deployer.
@@ -277,6 +280,10 @@ pub fn prepare(
     let mut bundled = recipe.clone();
     bundled.component_refs = refs.clone();
     bundled.deployment_order = order.clone();
+    if let Some(n) = opts.nodes {
+        bundled.criteria.nodes = n;
+    }
+    let nodes = bundled.criteria.nodes;
 
     // Components are independent: build them concurrently (a thread per
     // component would cost more than most components take).
@@ -298,7 +305,7 @@ pub fn prepare(
         })
         .collect();
     let components = parallel::map(&jobs, |(wave, r, reg, sets)| {
-        build_component(store, r, reg, sets, &opts.scheduling, *wave)
+        build_component(store, r, reg, sets, &opts.scheduling, nodes, *wave)
     })
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
@@ -415,6 +422,7 @@ fn build_component(
     reg: &RegistryComponent,
     sets: &[&Assignment],
     scheduling: &Scheduling,
+    nodes: u32,
     wave: usize,
 ) -> Result<Component, Error> {
     let name = r.name.clone();
@@ -465,7 +473,7 @@ fn build_component(
     for a in sets {
         a.apply(&mut values)?;
     }
-    scheduling.apply(reg, &mut values)?;
+    scheduling.apply(reg, nodes, &mut values)?;
     sort_keys(&mut values);
 
     // `chart` as a Helm template sees it: a manifest-only component is a

@@ -679,7 +679,9 @@ fn declared(source: &str) -> (usize, BTreeSet<&str>) {
         if line == "---" || line.starts_with("--- ") {
             documents += 1;
         } else if let Some(kind) = line.strip_prefix("kind:") {
-            kinds.insert(kind.trim());
+            // `kind: ConfigMap  # comment`, `kind: "ConfigMap"`
+            let kind = kind.split(" #").next().unwrap_or_default().trim();
+            kinds.insert(kind.trim_matches(['"', '\'']));
         }
     }
     (documents, kinds)
@@ -807,6 +809,8 @@ mod tests {
             check_declared(src, &manifest_kinds(&grown).unwrap()).unwrap_err(),
             "renders 4 documents but the template spells out 3; a manifest template must write each document out (no values or loops that add documents)"
         );
+        let commented = "apiVersion: v1\nkind: \"ConfigMap\"  # the list\n";
+        assert!(check_declared(commented, &manifest_kinds(commented).unwrap()).is_ok());
         let other = "apiVersion: v1\nkind: ConfigMap\n";
         let crb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n";
         assert_eq!(

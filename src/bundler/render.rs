@@ -60,7 +60,7 @@ fn manifest_env() -> Environment<'static> {
 
 /// Writes one interpolated value of a manifest. YAML the bundler made
 /// (`toyaml`, `tojson`: safe strings) goes out as is; so does text made
-/// only of spaces and newlines (the `"\n" ~ (x | toyaml | indent(N, true))`
+/// only of (at least one) spaces and newlines (the `"\n" ~ (x | toyaml | indent(N, true))`
 /// idiom concatenates one), which cannot add a key or a document. Anything
 /// else is one YAML scalar.
 fn yaml_formatter(
@@ -72,9 +72,16 @@ fn yaml_formatter(
     let text = match value.kind() {
         ValueKind::Undefined => String::new(),
         ValueKind::None => "null".to_string(),
-        ValueKind::Bool | ValueKind::Number => value.to_string(),
+        // minijinja writes booleans as Python does (`True`); YAML's are lowercase.
+        ValueKind::Bool => (if value.is_true() { "true" } else { "false" }).to_string(),
+        ValueKind::Number => value.to_string(),
         ValueKind::String => match value.as_str() {
-            Some(s) if value.is_safe() || s.chars().all(|c| c == ' ' || c == '\n') => s.to_string(),
+            Some(s)
+                if value.is_safe()
+                    || (!s.is_empty() && s.chars().all(|c| c == ' ' || c == '\n')) =>
+            {
+                s.to_string()
+            }
             Some(s) => yaml_scalar(s),
             None => yaml_scalar(&value.to_string()),
         },
@@ -268,5 +275,42 @@ mod tests {
         .unwrap();
         assert_eq!(out, "k:\n  b:\n    - 1\n    - x");
         assert!(manifest("{{ values.missing.x }}", &ctx).is_err());
+    }
+
+    #[test]
+    fn manifests_write_values_as_yaml_scalars() {
+        let ctx = json!({"values": {
+            "plain": "gpu-operator", "version": "24.04", "yes": "true", "empty": "",
+            "inject": "x\n---\nkind: ClusterRoleBinding", "colon": "a: b", "n": 3, "f": 1.5,
+            "b": false, "null": null, "list": [1, "a"], "map": {"a": {"b": "c"}},
+        }});
+        let render = |t: &str| manifest(t, &ctx).unwrap();
+        assert_eq!(render("{{ values.plain }}"), "gpu-operator");
+        assert_eq!(render("{{ values.version }}"), "\"24.04\"");
+        assert_eq!(render("{{ values.yes }}"), "\"true\"");
+        assert_eq!(render("{{ values.empty }}"), "\"\"");
+        assert_eq!(
+            render("{{ values.inject }}"),
+            "\"x\\n---\\nkind: ClusterRoleBinding\""
+        );
+        assert_eq!(render("{{ values.colon }}"), "\"a: b\"");
+        assert_eq!(render("{{ values.n }} {{ values.f }}"), "3 1.5");
+        assert_eq!(render("{{ values.b }} {{ true }}"), "false true");
+        assert_eq!(render("{{ values.null }}"), "null");
+        assert_eq!(render("{{ values.list }}"), "[1,\"a\"]");
+        assert_eq!(
+            render("{{ values.plain ~ \"-\" ~ values.version }}"),
+            "gpu-operator-24.04"
+        );
+        // toyaml is written as is, also after indent and a newline.
+        assert_eq!(
+            render("m:{{ \"\\n\" ~ (values.map | toyaml | indent(2, true)) }}"),
+            "m:\n  a:\n    b: c"
+        );
+        assert_eq!(
+            render("k: {{ values.inject | toyaml }}"),
+            "k: \"x\\n---\\nkind: ClusterRoleBinding\""
+        );
+        assert_eq!(yaml_scalar("a\u{7f}b\u{2028}"), "\"a\\u007fb\\u2028\"");
     }
 }

@@ -85,6 +85,10 @@ fn set_string_values_stay_one_scalar() {
         text.contains("\n    helm.sh/chart: gpu-operator-25.10.1\n"),
         "{text}"
     );
+    // Booleans are YAML's (not minijinja's `True`).
+    let text =
+        std::fs::read_to_string(dir.join("skyhook-customizations/manifests/tuning.yaml")).unwrap();
+    assert!(text.contains("\n  autoTaintNewNodes: true\n"), "{text}");
 }
 
 /// A `--data` directory that replaces gpu-operator's dcgm-exporter manifest.

@@ -92,7 +92,31 @@ fn keys(m: &serde_json::Map<String, Value>) -> String {
 
 /// Selects the value at `selector` in `root`.
 pub fn select<'a>(root: &'a Value, selector: &str) -> Result<&'a Value, Error> {
-    let path = parse(selector)?;
+    Selector::parse(selector)?.select(root)
+}
+
+/// A parsed selector, with its text for messages.
+#[derive(Clone, Debug)]
+pub struct Selector {
+    text: String,
+    path: Vec<Segment>,
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Selector, Error> {
+        Ok(Selector {
+            text: text.to_string(),
+            path: parse(text)?,
+        })
+    }
+
+    /// The value at this selector in `root`.
+    pub fn select<'a>(&self, root: &'a Value) -> Result<&'a Value, Error> {
+        select_path(root, &self.path, &self.text)
+    }
+}
+
+fn select_path<'a>(root: &'a Value, path: &[Segment], selector: &str) -> Result<&'a Value, Error> {
     let sel = selector.to_string();
     let mut cur = root;
     for (i, seg) in path.iter().enumerate() {

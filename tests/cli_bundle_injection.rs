@@ -138,6 +138,24 @@ fn templates_that_add_documents_or_kinds_are_refused() {
 }
 
 #[test]
+fn templates_that_quote_values_themselves_are_told_not_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe_file(tmp.path());
+    let data = data_with_manifest(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"{{ values.dcgmExporter.config.name }}\"\n",
+    );
+    let d = data.path().to_str().unwrap();
+    let set = "gpuoperator:dcgmExporter.config.name=24.04";
+    let (status, err) = fails(tmp.path(), &["-r", &r, "--data", d, "--set-string", set]);
+    assert_eq!(status, 2, "{err}");
+    assert!(err.starts_with(&format!("{MANIFEST}document 1: ")), "{err}");
+    assert!(
+        err.ends_with("; interpolated values are written as YAML scalars, quoted where needed, so a template must not quote {{ ... }} itself\n"),
+        "{err}"
+    );
+}
+
+#[test]
 fn templates_that_run_without_end_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let r = recipe_file(tmp.path());

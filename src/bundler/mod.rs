@@ -630,6 +630,13 @@ fn render_manifests(
             String::from_utf8(raw.into_owned()).map_err(|_| bad("is not UTF-8 text".into()))?;
         let text = render::manifest(&source_text, &ctx).map_err(&bad)?;
         let kinds = manifest_kinds(&text)
+            .map_err(|reason| {
+                if source_text.contains("\"{{") || source_text.contains("'{{") {
+                    format!("{reason}; interpolated values are written as YAML scalars, quoted where needed, so a template must not quote {{{{ ... }}}} itself")
+                } else {
+                    reason
+                }
+            })
             .and_then(|kinds| check_declared(&source_text, &kinds).map(|()| kinds))
             .map_err(&bad)?;
         if kinds.is_empty() {

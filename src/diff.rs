@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Class, Classify};
 use crate::measurement::{Snapshot, SNAPSHOT_KIND};
+use crate::recipe::path::{Path, Segment};
 use crate::recipe::result::RESULT_KIND;
 use crate::serializer;
 
@@ -36,6 +37,8 @@ pub enum Error {
         b: String,
         kind_b: Kind,
     },
+    #[error("{path} is a RecipeResult with no components (componentRefs is missing or empty); a recipe lists at least one component")]
+    NoComponents { path: String },
     #[error(transparent)]
     Document(#[from] serializer::Error),
 }
@@ -115,6 +118,12 @@ impl Document {
             Kind::Recipe => {
                 // Compared generically; only kind and apiVersion are checked.
                 serializer::typed_document::<Value>(raw.clone(), origin, RESULT_KIND, false)?;
+                let refs = map.get("componentRefs").and_then(Value::as_array);
+                if refs.is_none_or(Vec::is_empty) {
+                    return Err(Error::NoComponents {
+                        path: origin.to_string(),
+                    });
+                }
                 None
             }
         };
@@ -251,22 +260,14 @@ impl Pair {
     }
 }
 
-/// A leaf's path: keys and list indexes. Ordered segment by segment, so
-/// `[2]` sorts before `[10]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Path(Vec<Segment>);
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
 impl Path {
     /// Snapshot paths are the constraint form, `Type.subtype.key` with the
     /// key as is (`GPU.smi.gpu.model`); recipe paths the `aicr query` form,
     /// with keys that need it quoted (`constraints."OS.release.ID".value`).
     fn render(&self, kind: Kind) -> String {
+        if kind == Kind::Recipe {
+            return self.to_string();
+        }
         let mut out = String::new();
         for seg in &self.0 {
             match seg {
@@ -274,11 +275,7 @@ impl Path {
                     if !out.is_empty() {
                         out.push('.');
                     }
-                    if kind == Kind::Recipe {
-                        out.push_str(&serializer::table::path_key(k));
-                    } else {
-                        out.push_str(k);
-                    }
+                    out.push_str(k);
                 }
                 Segment::Index(i) => out.push_str(&format!("[{i}]")),
             }
@@ -360,7 +357,7 @@ fn flatten(v: &Value, path: Vec<Segment>, out: &mut BTreeMap<Path, Value>) {
             }
             None => {
                 for (i, x) in a.iter().enumerate() {
-                    flatten(x, child(Segment::Index(i)), out);
+                    flatten(x, child(Segment::Index(i as i64)), out);
                 }
             }
         },
@@ -445,7 +442,7 @@ mod tests {
     }
 
     fn recipe(extra: Value) -> Value {
-        let mut v = json!({"kind": "RecipeResult", "apiVersion": "aicr.nvidia.com/v1alpha1"});
+        let mut v = json!({"kind": "RecipeResult", "apiVersion": "aicr.nvidia.com/v1alpha1", "componentRefs": [{"name": "c"}]});
         v.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
@@ -595,6 +592,16 @@ mod tests {
             Document::new("a", json!([1])),
             Err(Error::Document(_))
         ));
+        // A recipe lists components.
+        for refs in [json!({"componentRefs": []}), json!({"componentRefs": null})] {
+            let mut r = recipe(refs);
+            if r["componentRefs"].is_null() {
+                r.as_object_mut().unwrap().remove("componentRefs");
+            }
+            let e = Document::new("r.yaml", r).unwrap_err();
+            assert_eq!(e.class(), Class::InvalidInput);
+            assert_eq!(e.to_string(), "r.yaml is a RecipeResult with no components (componentRefs is missing or empty); a recipe lists at least one component");
+        }
         // A Go aicr snapshot: no kind, no apiVersion.
         let go = doc(json!({"measurements": []}));
         assert_eq!(go.kind, Kind::Snapshot);

@@ -1,9 +1,11 @@
-//! Bundling: a `RecipeResult` becomes the files of a deployable directory.
-//! This module owns what every deployer shares: the checks on the recipe,
-//! `--set` and `--enabled` switches, scheduling injection, per-component
-//! values, rendered manifests and READMEs, the root README, `recipe.yaml`,
-//! `checksums.txt`, and writing the directory atomically. What a deployer adds
-//! (scripts, Applications, HelmReleases) lives in `crate::deployer`.
+//! Bundling: a `RecipeResult` made ready for a deployer. [`prepare`] checks
+//! the recipe against the registry, routes `--set` and the `enabled`
+//! switches, orders the enabled components and builds each one (its chart
+//! location, values with `--set` and scheduling injected, rendered
+//! manifests). The submodules render templates, compute checksums and write
+//! the directory atomically; `crate::deployer::assemble` puts the files of a
+//! bundle together (component files, the deployer's files, the root README,
+//! `recipe.yaml`, `checksums.txt`).
 //!
 //! Everything is driven by the registry and the recipe: a new component is
 //! data, not code.
@@ -166,6 +168,9 @@ impl Component {
 pub struct Options {
     pub sets: Vec<Assignment>,
     pub scheduling: Scheduling,
+    /// `--nodes`: replaces the recipe's node count, in the bundled
+    /// `recipe.yaml` and in the values alike.
+    pub nodes: Option<u32>,
 }
 
 /// The recipe made ready for a deployer.
@@ -181,18 +186,91 @@ pub struct Prepared {
 }
 
 /// Checks the recipe and options against the registry and builds every
-/// component: values, `--set`, scheduling, rendered manifests.
+/// component: values, `--set`, scheduling, rendered manifests. The steps,
+/// in order: [`check_refs`], [`route_sets`], [`enabled_refs`],
+/// [`checked_order`], [`build_component`] for each component (concurrently),
+/// [`registry_warnings`].
 pub fn prepare(
     store: &DataStore,
     recipe: &RecipeResult,
     opts: &Options,
 ) -> Result<Prepared, Error> {
     let registry = store.registry()?;
+    check_refs(&registry, recipe)?;
+    let routed = route_sets(&registry, recipe, &opts.sets)?;
+    let (refs, mut warnings) = enabled_refs(recipe, &routed.switches)?;
+    let order = checked_order(recipe, &refs)?;
+
+    let mut bundled = recipe.clone();
+    bundled.component_refs = refs;
+    bundled.deployment_order = order;
+    if let Some(n) = opts.nodes {
+        bundled.criteria.nodes = n;
+    }
+
+    // Components are independent: build them concurrently (a thread per
+    // component would cost more than most components take).
+    let mut jobs: Vec<Job> = Vec::with_capacity(bundled.deployment_order.len());
+    for (wave, name) in bundled.deployment_order.iter().enumerate() {
+        let (Some(r), Some(reg)) = (
+            bundled.component_refs.iter().find(|r| &r.name == name),
+            registry.get(name),
+        ) else {
+            return Err(Error::BadOrder(format!(
+                "names {name:?}, which is not a componentRef"
+            )));
+        };
+        jobs.push(Job {
+            wave,
+            r,
+            reg,
+            sets: routed.sets.get(name.as_str()).cloned().unwrap_or_default(),
+        });
+    }
+    let nodes = bundled.criteria.nodes;
+    let components = parallel::map(&jobs, |job| {
+        build_component(store, job, &opts.scheduling, nodes)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+
+    warnings.extend(registry_warnings(
+        &registry,
+        &bundled,
+        &components,
+        &opts.scheduling,
+    )?);
+    Ok(Prepared {
+        recipe: bundled,
+        components,
+        warnings,
+    })
+}
+
+/// One component to build: its place in the order, its reference, its
+/// registry entry and the `--set` assignments that name it.
+struct Job<'a> {
+    wave: usize,
+    r: &'a ComponentRef,
+    reg: &'a RegistryComponent,
+    sets: Vec<&'a Assignment>,
+}
+
+/// The recipe has components, each registered, each with manifest files of
+/// its own. (Names and duplicates are checked as the recipe is loaded, in
+/// `recipe::metadata` and `recipe::result`.)
+fn check_refs(registry: &Registry, recipe: &RecipeResult) -> Result<(), Error> {
     if recipe.component_refs.is_empty() {
         return Err(Error::NoComponents);
     }
     for r in &recipe.component_refs {
-        safety::component_name(&r.name)?;
+        r.check_manifest_files()
+            .map_err(|(path, reason)| Error::BadField {
+                component: r.name.clone(),
+                field: "manifestFiles",
+                value: path.to_string(),
+                reason,
+            })?;
         if registry.get(&r.name).is_none() {
             return Err(Error::UnknownComponent {
                 component: r.name.clone(),
@@ -200,21 +278,38 @@ pub fn prepare(
             });
         }
     }
+    Ok(())
+}
+
+/// `--set` assignments by the registry name of the component they name,
+/// and the `COMPONENT:enabled=...` switches.
+struct Routed<'a> {
+    sets: BTreeMap<&'a str, Vec<&'a Assignment>>,
+    switches: BTreeMap<&'a str, bool>,
+}
+
+/// Resolves each assignment's component token to a registry name that is in
+/// the recipe.
+fn route_sets<'a>(
+    registry: &'a Registry,
+    recipe: &RecipeResult,
+    assignments: &'a [Assignment],
+) -> Result<Routed<'a>, Error> {
     let in_recipe: BTreeSet<&str> = recipe
         .component_refs
         .iter()
         .map(|r| r.name.as_str())
         .collect();
-
-    // --set: resolve each component token to a registry name in the recipe.
-    let mut sets: BTreeMap<&str, Vec<&Assignment>> = BTreeMap::new();
-    let mut switches: BTreeMap<&str, bool> = BTreeMap::new();
-    for a in &opts.sets {
-        let name = resolve_component(&registry, &a.component).ok_or_else(|| {
+    let mut routed = Routed {
+        sets: BTreeMap::new(),
+        switches: BTreeMap::new(),
+    };
+    for a in assignments {
+        let name = resolve_component(registry, &a.component).ok_or_else(|| {
             Error::SetUnknownComponent {
                 flag: a.flag.flag(),
                 component: a.component.clone(),
-                known: set_names(&registry),
+                known: set_names(registry),
             }
         })?;
         if !in_recipe.contains(name) {
@@ -226,35 +321,41 @@ pub fn prepare(
         }
         match a.enabled()? {
             Some(on) => {
-                switches.insert(name, on);
+                routed.switches.insert(name, on);
             }
-            None => sets.entry(name).or_default().push(a),
+            None => routed.sets.entry(name).or_default().push(a),
         }
     }
+    Ok(routed)
+}
 
-    // Enabled components; dependencies on disabled ones are dropped, with a
-    // warning.
-    let mut warnings = Vec::new();
+/// The enabled components, in recipe order; dependencies on disabled ones
+/// are dropped, with a warning each.
+fn enabled_refs(
+    recipe: &RecipeResult,
+    switches: &BTreeMap<&str, bool>,
+) -> Result<(Vec<ComponentRef>, Vec<String>), Error> {
     let enabled = |r: &ComponentRef| {
         switches
             .get(r.name.as_str())
             .copied()
             .unwrap_or(r.overrides.get("enabled") != Some(&Value::Bool(false)))
     };
-    let kept: BTreeSet<String> = recipe
+    let kept: BTreeSet<&str> = recipe
         .component_refs
         .iter()
         .filter(|r| enabled(r))
-        .map(|r| r.name.clone())
+        .map(|r| r.name.as_str())
         .collect();
     if kept.is_empty() {
         return Err(Error::AllDisabled);
     }
+    let mut warnings = Vec::new();
     let mut refs: Vec<ComponentRef> = Vec::with_capacity(kept.len());
     for r in recipe.component_refs.iter().filter(|r| enabled(r)) {
         let mut r = r.clone();
         r.dependency_refs.retain(|d| {
-            let keep = kept.contains(d);
+            let keep = kept.contains(d.as_str());
             if !keep {
                 warnings.push(format!(
                     "{} depends on {d}, which is disabled; install {d} yourself before {}",
@@ -265,49 +366,30 @@ pub fn prepare(
         });
         refs.push(r);
     }
-    let order = checked_order(recipe, &refs)?;
+    Ok((refs, warnings))
+}
 
-    let mut bundled = recipe.clone();
-    bundled.component_refs = refs.clone();
-    bundled.deployment_order = order.clone();
-
-    // Components are independent: build them concurrently (a thread per
-    // component would cost more than most components take).
-    let jobs: Vec<(usize, &ComponentRef, &RegistryComponent, Vec<&Assignment>)> = order
-        .iter()
-        .enumerate()
-        .map(|(wave, name)| {
-            let r = refs
-                .iter()
-                .find(|r| &r.name == name)
-                .expect("order holds refs");
-            let reg = registry.get(name).expect("checked above");
-            (
-                wave,
-                r,
-                reg,
-                sets.get(name.as_str()).cloned().unwrap_or_default(),
-            )
-        })
-        .collect();
-    let components = parallel::map(&jobs, |(wave, r, reg, sets)| {
-        build_component(store, r, reg, sets, &opts.scheduling, *wave)
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
-
-    // Registry validations: warnings, in component order.
-    for c in &components {
-        let reg = registry.get(&c.name).expect("checked above");
+/// The registry's validations that fire for these settings and criteria,
+/// as warnings in component order.
+fn registry_warnings(
+    registry: &Registry,
+    recipe: &RecipeResult,
+    components: &[Component],
+    scheduling: &Scheduling,
+) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    for c in components {
+        let Some(reg) = registry.get(&c.name) else {
+            continue;
+        };
         for v in &reg.validations {
-            let fires = opts
-                .scheduling
-                .validation_fires(&v.function)
-                .ok_or_else(|| Error::UnknownValidation {
+            let fires = scheduling.validation_fires(&v.function).ok_or_else(|| {
+                Error::UnknownValidation {
                     component: c.name.clone(),
                     function: v.function.clone(),
                     known: scheduling::VALIDATION_FUNCTIONS,
-                })?;
+                }
+            })?;
             let applies = v.conditions.iter().all(|(field, allowed)| {
                 recipe
                     .criteria
@@ -326,12 +408,7 @@ pub fn prepare(
             }
         }
     }
-
-    Ok(Prepared {
-        recipe: bundled,
-        components,
-        warnings,
-    })
+    Ok(warnings)
 }
 
 /// The deployment order: the recipe's own when it lists exactly the enabled
@@ -402,18 +479,64 @@ fn set_names(registry: &Registry) -> String {
     v.join(", ")
 }
 
+/// Builds one component: [`locate`] its chart, [`component_values`] then
+/// `--set` and scheduling, then [`render_manifests`].
 fn build_component(
     store: &DataStore,
-    r: &ComponentRef,
-    reg: &RegistryComponent,
-    sets: &[&Assignment],
+    job: &Job,
     scheduling: &Scheduling,
-    wave: usize,
+    nodes: u32,
 ) -> Result<Component, Error> {
-    let name = r.name.clone();
+    let Job { wave, r, reg, sets } = job;
+    let location = locate(r, reg)?;
+    let mut values = component_values(store, r)?;
+    for a in sets {
+        a.apply(&mut values)?;
+    }
+    scheduling.apply(reg, nodes, &mut values)?;
+    sort_keys(&mut values);
+    let manifests = render_manifests(store, r, &location, &values)?;
+    let Location {
+        namespace,
+        chart,
+        version,
+        source,
+    } = location;
+    Ok(Component {
+        display_name: if reg.display_name.is_empty() {
+            r.name.clone()
+        } else {
+            reg.display_name.clone()
+        },
+        name: r.name.clone(),
+        namespace,
+        chart,
+        version,
+        source,
+        dependencies: r.dependency_refs.clone(),
+        wave: *wave,
+        values,
+        manifests,
+    })
+}
+
+/// Where a component is installed from and into, checked.
+struct Location {
+    namespace: String,
+    chart: String,
+    version: String,
+    source: Source,
+}
+
+/// The component's namespace, chart, version and source: the recipe's, else
+/// the registry's defaults; each checked before it reaches a path or a
+/// script. Kustomize components and components with nothing to deploy are
+/// refused.
+fn locate(r: &ComponentRef, reg: &RegistryComponent) -> Result<Location, Error> {
+    let name = &r.name;
     if r.kind == Some(ComponentType::Kustomize) || (reg.kustomize.is_some() && reg.helm.is_none()) {
         return Err(Error::BadField {
-            component: name,
+            component: name.clone(),
             field: "type",
             value: "Kustomize".into(),
             reason: "cannot be bundled by this version of aicr (Helm charts and manifests only)"
@@ -431,13 +554,13 @@ fn build_component(
     let chart = pick(&r.chart, reg.default_chart());
     let version = pick(&r.version, reg.default_version());
     let url = pick(&r.source, reg.default_source());
-    safety::namespace(&name, &namespace)?;
+    safety::namespace(name, &namespace)?;
     let source = if url.is_empty() {
         Source::Manifests
     } else {
-        safety::url(&name, "source", &url)?;
-        safety::chart(&name, &chart)?;
-        safety::version(&name, &version)?;
+        safety::url(name, "source", &url)?;
+        safety::chart(name, &chart)?;
+        safety::version(name, &version)?;
         if url.starts_with("oci://") {
             Source::Oci(url.trim_end_matches('/').to_string())
         } else {
@@ -446,61 +569,76 @@ fn build_component(
     };
     if source == Source::Manifests && r.manifest_files.is_empty() {
         return Err(Error::BadField {
-            component: name,
+            component: name.clone(),
             field: "source",
             value: String::new(),
             reason: "is empty and the component has no manifestFiles: there is nothing to deploy"
                 .into(),
         });
     }
+    Ok(Location {
+        namespace,
+        chart,
+        version,
+        source,
+    })
+}
 
-    let mut values = component_values(store, r)?;
-    for a in sets {
-        a.apply(&mut values)?;
-    }
-    scheduling.apply(reg, &mut values)?;
-    sort_keys(&mut values);
-
+/// Renders the component's manifest files with its values; a file that
+/// renders no object is left out.
+fn render_manifests(
+    store: &DataStore,
+    r: &ComponentRef,
+    location: &Location,
+    values: &Value,
+) -> Result<Vec<Manifest>, Error> {
+    let name = &r.name;
     // `chart` as a Helm template sees it: a manifest-only component is a
     // chart aicr generates, versioned as aicr; a chart's version drops its
     // leading `v`, as in Chart.yaml (`helm.sh/chart: gpu-operator-25.10.1`).
-    let (chart_name, chart_version) = if source == Source::Manifests {
+    let (chart_name, chart_version) = if location.source == Source::Manifests {
         (name.clone(), env!("CARGO_PKG_VERSION").to_string())
     } else {
-        (chart.clone(), version.trim_start_matches('v').to_string())
+        (
+            location.chart.clone(),
+            location.version.trim_start_matches('v').to_string(),
+        )
     };
     let ctx = json!({
         "values": values,
-        "release": {"name": name, "namespace": namespace, "service": "Helm"},
+        "release": {"name": name, "namespace": location.namespace, "service": "Helm"},
         "chart": {"name": chart_name, "version": chart_version},
     });
     let mut manifests: Vec<Manifest> = Vec::new();
     for path in &r.manifest_files {
         let file_name = path.rsplit('/').next().unwrap_or(path).to_string();
-        safety::manifest_file(&name, &file_name)?;
+        safety::manifest_file(name, &file_name)?;
         if manifests.iter().any(|m| m.file_name == file_name) {
             return Err(Error::Manifest {
-                component: name,
+                component: name.clone(),
                 file: file_name,
                 reason: "two manifestFiles have this file name".into(),
             });
         }
+        let bad = |reason: String| Error::Manifest {
+            component: name.clone(),
+            file: path.clone(),
+            reason,
+        };
         let raw = store.read(path)?;
-        let source_text = String::from_utf8(raw.into_owned()).map_err(|_| Error::Manifest {
-            component: name.clone(),
-            file: path.clone(),
-            reason: "is not UTF-8 text".into(),
-        })?;
-        let text = render::manifest(&source_text, &ctx).map_err(|reason| Error::Manifest {
-            component: name.clone(),
-            file: path.clone(),
-            reason,
-        })?;
-        let kinds = manifest_kinds(&text).map_err(|reason| Error::Manifest {
-            component: name.clone(),
-            file: path.clone(),
-            reason,
-        })?;
+        let source_text =
+            String::from_utf8(raw.into_owned()).map_err(|_| bad("is not UTF-8 text".into()))?;
+        let text = render::manifest(&source_text, &ctx).map_err(&bad)?;
+        let kinds = manifest_kinds(&text)
+            .map_err(|reason| {
+                if source_text.contains("\"{{") || source_text.contains("'{{") {
+                    format!("{reason}; interpolated values are written as YAML scalars, quoted where needed, so a template must not quote {{{{ ... }}}} itself")
+                } else {
+                    reason
+                }
+            })
+            .and_then(|kinds| check_declared(&source_text, &kinds).map(|()| kinds))
+            .map_err(&bad)?;
         if kinds.is_empty() {
             tracing::debug!(component = %name, file = %path, "manifest renders no objects; left out");
             continue;
@@ -508,32 +646,16 @@ fn build_component(
         manifests.push(Manifest {
             file_name,
             text,
-            builtin_only: kinds.iter().all(|b| *b),
-            has_builtin: kinds.iter().any(|b| *b),
+            builtin_only: kinds.iter().all(|(_, builtin)| *builtin),
+            has_builtin: kinds.iter().any(|(_, builtin)| *builtin),
         });
     }
-
-    Ok(Component {
-        display_name: if reg.display_name.is_empty() {
-            name.clone()
-        } else {
-            reg.display_name.clone()
-        },
-        name,
-        namespace,
-        chart,
-        version,
-        source,
-        dependencies: r.dependency_refs.clone(),
-        wave,
-        values,
-        manifests,
-    })
+    Ok(manifests)
 }
 
-/// For each object in a rendered manifest: is its kind built into
+/// For each object in a rendered manifest: its kind, and is it built into
 /// Kubernetes? A document that is not a Kubernetes object is an error.
-fn manifest_kinds(text: &str) -> Result<Vec<bool>, String> {
+fn manifest_kinds(text: &str) -> Result<Vec<(String, bool)>, String> {
     use serde::Deserialize;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -543,15 +665,53 @@ fn manifest_kinds(text: &str) -> Result<Vec<bool>, String> {
         }
         let api = v.get("apiVersion").and_then(Value::as_str);
         let kind = v.get("kind").and_then(Value::as_str);
-        let (Some(api), Some(_)) = (api, kind) else {
+        let (Some(api), Some(kind)) = (api, kind) else {
             return Err(format!(
                 "document {} is not a Kubernetes object (apiVersion and kind are required)",
                 i + 1
             ));
         };
-        out.push(is_builtin_api(api));
+        out.push((kind.to_string(), is_builtin_api(api)));
     }
     Ok(out)
+}
+
+/// What a manifest template declares: its documents (`---` lines at the
+/// start of a line, plus one) and the kinds its top-level `kind:` lines
+/// name.
+fn declared(source: &str) -> (usize, BTreeSet<&str>) {
+    let mut documents = 1;
+    let mut kinds = BTreeSet::new();
+    for line in source.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            documents += 1;
+        } else if let Some(kind) = line.strip_prefix("kind:") {
+            // `kind: ConfigMap  # comment`, `kind: "ConfigMap"`
+            let kind = kind.split(" #").next().unwrap_or_default().trim();
+            kinds.insert(kind.trim_matches(['"', '\'']));
+        }
+    }
+    (documents, kinds)
+}
+
+/// A rendered manifest may hold no more documents than its template spells
+/// out, and only kinds its template names: rendering fills in values, it
+/// never adds objects (a value that did would be injected YAML).
+fn check_declared(source: &str, rendered: &[(String, bool)]) -> Result<(), String> {
+    let (documents, kinds) = declared(source);
+    if rendered.len() > documents {
+        return Err(format!(
+            "renders {} documents but the template spells out {documents}; a manifest template must write each document out (no values or loops that add documents)",
+            rendered.len()
+        ));
+    }
+    if let Some((kind, _)) = rendered.iter().find(|(k, _)| !kinds.contains(k.as_str())) {
+        return Err(format!(
+            "renders an object of kind {kind:?}, which the template does not name in a top-level `kind:` line; kinds it names: {}",
+            kinds.iter().copied().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// API groups every Kubernetes API server serves; anything else needs a CRD
@@ -636,8 +796,33 @@ mod tests {
     #[test]
     fn kinds_of_documents() {
         let t = "# c\n---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: a.b/v1\nkind: X\n";
-        assert_eq!(manifest_kinds(t).unwrap(), vec![true, false]);
+        assert_eq!(
+            manifest_kinds(t).unwrap(),
+            vec![("ConfigMap".to_string(), true), ("X".to_string(), false)]
+        );
         assert!(manifest_kinds("# only comments\n").unwrap().is_empty());
         assert!(manifest_kinds("a: 1\n").is_err());
+    }
+
+    #[test]
+    fn rendered_documents_must_be_declared() {
+        let src = "# c\n---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: a.b/v1\nkind: X\n";
+        let kinds = manifest_kinds(src).unwrap();
+        assert!(check_declared(src, &kinds).is_ok());
+        let grown = format!(
+            "{src}---\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: ConfigMap\n"
+        );
+        assert_eq!(
+            check_declared(src, &manifest_kinds(&grown).unwrap()).unwrap_err(),
+            "renders 4 documents but the template spells out 3; a manifest template must write each document out (no values or loops that add documents)"
+        );
+        let commented = "apiVersion: v1\nkind: \"ConfigMap\"  # the list\n";
+        assert!(check_declared(commented, &manifest_kinds(commented).unwrap()).is_ok());
+        let other = "apiVersion: v1\nkind: ConfigMap\n";
+        let crb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n";
+        assert_eq!(
+            check_declared(other, &manifest_kinds(crb).unwrap()).unwrap_err(),
+            "renders an object of kind \"ClusterRoleBinding\", which the template does not name in a top-level `kind:` line; kinds it names: ConfigMap"
+        );
     }
 }

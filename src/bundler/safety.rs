@@ -1,7 +1,8 @@
 //! Checks on every recipe-supplied string that reaches a path or a script:
-//! component names, namespaces, chart names, versions, URLs and manifest file
+//! namespaces, chart names, versions, URLs and manifest file
 //! names. A recipe is input like any other; it cannot write outside the
-//! bundle or put shell syntax into deploy.sh.
+//! bundle or put shell syntax into deploy.sh. Component names are checked
+//! as recipes are loaded (`recipe::metadata::check_component_name`).
 
 use super::Error;
 
@@ -24,19 +25,6 @@ fn dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-}
-
-pub fn component_name(name: &str) -> Result<(), Error> {
-    if dns_label(name) {
-        Ok(())
-    } else {
-        Err(unsafe_value(
-            name,
-            "name",
-            name,
-            "is not a valid component name (a DNS label: lowercase letters, digits and '-', at most 63)",
-        ))
-    }
 }
 
 pub fn namespace(component: &str, ns: &str) -> Result<(), Error> {
@@ -222,9 +210,9 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(component_name("gpu-operator").is_ok());
+        assert!(namespace("x", "gpu-operator").is_ok());
         for bad in ["../../etc", "A", "-a", "a/b", "a b", ""] {
-            assert!(component_name(bad).is_err(), "{bad}");
+            assert!(namespace("x", bad).is_err(), "{bad}");
         }
         assert!(version("x", "v25.10.1").is_ok());
         assert!(version("x", "1.0.0+build.1").is_ok());

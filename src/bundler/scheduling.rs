@@ -148,15 +148,20 @@ pub struct Scheduling {
     pub accelerated_tolerations: Vec<Toleration>,
     pub workload_gate: Option<Toleration>,
     pub workload_selector: BTreeMap<String, String>,
-    pub nodes: u32,
 }
 
 impl Scheduling {
     /// Writes the settings into `values` at the component's registry paths.
     /// Where no toleration flag is given, a toleration path gets
     /// `[{operator: Exists}]`, so the component's pods run on tainted nodes
-    /// (Go aicr's behaviour; deployments rely on it).
-    pub fn apply(&self, reg: &RegistryComponent, values: &mut Value) -> Result<(), Error> {
+    /// (Go aicr's behaviour; deployments rely on it). `nodes` is the bundled
+    /// recipe's node count (0: unset).
+    pub fn apply(
+        &self,
+        reg: &RegistryComponent,
+        nodes: u32,
+        values: &mut Value,
+    ) -> Result<(), Error> {
         let write = |values: &mut Value, path: &str, v: Value| -> Result<(), Error> {
             let steps = parse_path(path).map_err(|reason| Error::RegistryPath {
                 component: reg.name.clone(),
@@ -206,9 +211,9 @@ impl Scheduling {
                 }
             }
         }
-        if self.nodes > 0 {
+        if nodes > 0 {
             for p in &ns.node_count_paths {
-                write(values, p, Value::from(self.nodes))?;
+                write(values, p, Value::from(nodes))?;
             }
         }
         if !self.workload_selector.is_empty() {

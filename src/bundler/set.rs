@@ -6,8 +6,9 @@
 //!   `v25.10` stay strings.
 //! - `--set-string`: always a string. `--set-json`: a JSON value.
 //! - Paths are dotted keys with list indexes: `a.b[0].c`; `\.` is a literal
-//!   dot inside a key. An index past the end pads the list with nulls, as Helm
-//!   does.
+//!   dot inside a key, as is a quoted key (`"k8s.io/x"`): the syntax of
+//!   [`crate::recipe::path`], at most 64 segments. An index past the end pads
+//!   the list with nulls, as Helm does.
 //! - One assignment per flag: the value runs to the end of the argument, so
 //!   `a=x=y` sets `x=y` and commas are kept.
 //!
@@ -17,9 +18,16 @@
 use serde_json::{Map, Value};
 
 use super::Error;
+use crate::recipe::path::Path;
+pub use crate::recipe::path::Segment as Step;
 
 /// Helm's largest list index (strvals `MaxIndex`).
 const MAX_INDEX: usize = 65_536;
+
+/// How deep an assignment may nest the values: its path plus the depth of
+/// its value. YAML and JSON readers (serde_json, serde_yaml, and so aicr
+/// itself) refuse documents nested deeper than 128.
+pub const MAX_VALUE_DEPTH: usize = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetKind {
@@ -36,13 +44,6 @@ impl SetKind {
             SetKind::Json => "--set-json",
         }
     }
-}
-
-/// One step of a value path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    Key(String),
-    Index(usize),
 }
 
 /// A parsed `component:path=value`.
@@ -80,6 +81,12 @@ impl Assignment {
             SetKind::Json => serde_json::from_str(raw)
                 .map_err(|e| bad(&format!("the value is not valid JSON ({e})")))?,
         };
+        let depth = path.len() + depth(&value);
+        if depth > MAX_VALUE_DEPTH {
+            return Err(bad(&format!(
+                "the path and value nest {depth} levels deep; values may nest at most {MAX_VALUE_DEPTH} levels (what YAML and JSON readers accept)"
+            )));
+        }
         Ok(Assignment {
             component: component.to_string(),
             path_text: path_text.to_string(),
@@ -126,6 +133,17 @@ impl Assignment {
     }
 }
 
+/// How many levels of maps and lists `v` nests (a scalar: 0). The value
+/// was parsed by serde_json, which stops at 128 levels, so this recursion is
+/// bounded.
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Helm's `typedVal`: booleans, null and integers are typed; a number with a
 /// leading zero, a float or anything else stays a string.
 fn typed(raw: &str) -> Value {
@@ -145,76 +163,33 @@ fn typed(raw: &str) -> Value {
     Value::String(raw.to_string())
 }
 
-/// `a.b[0].c`, `a\.b.c`, `list[2]`.
+/// `a.b[0].c`, `a\.b.c`, `list[2]`: a [`Path`] that names a key first,
+/// with indexes from 0 to Helm's limit.
 pub fn parse_path(text: &str) -> Result<Vec<Step>, String> {
     if text.is_empty() {
         return Err("the path is empty".into());
     }
-    let mut steps = Vec::new();
-    let mut key = String::new();
-    let mut chars = text.chars().peekable();
-    // After `]` only `.`, `[` or the end may follow.
-    let mut after_index = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'.') => {
-                chars.next();
-                key.push('.');
+    let path = Path::parse(text).map_err(|e| format!("invalid path {text:?}: {e}"))?;
+    match path.0.first() {
+        None => return Err(format!("path {text:?} names no key")),
+        Some(Step::Index(_)) => return Err(format!("path {text:?} starts with an index")),
+        Some(Step::Key(_)) => {}
+    }
+    for step in &path.0 {
+        if let Step::Index(i) = step {
+            if *i < 0 {
+                return Err(format!(
+                    "list index [{i}] in path {text:?} is not a non-negative integer"
+                ));
             }
-            '.' => {
-                if key.is_empty() && !after_index {
-                    return Err(format!("empty key in path {text:?}"));
-                }
-                if !key.is_empty() {
-                    steps.push(Step::Key(std::mem::take(&mut key)));
-                }
-                after_index = false;
-                if chars.peek().is_none() {
-                    return Err(format!("path {text:?} ends with a dot"));
-                }
-            }
-            '[' => {
-                if !key.is_empty() {
-                    steps.push(Step::Key(std::mem::take(&mut key)));
-                } else if steps.is_empty() {
-                    return Err(format!("path {text:?} starts with an index"));
-                } else if !after_index {
-                    return Err(format!("empty key in path {text:?}"));
-                }
-                let mut digits = String::new();
-                loop {
-                    match chars.next() {
-                        Some(']') => break,
-                        Some(d) => digits.push(d),
-                        None => return Err(format!("unclosed [ in path {text:?}")),
-                    }
-                }
-                let index: usize = digits.parse().map_err(|_| {
-                    format!("list index [{digits}] in path {text:?} is not a non-negative integer")
-                })?;
-                if index > MAX_INDEX {
-                    return Err(format!(
-                        "list index {index} in path {text:?} is over the limit of {MAX_INDEX}"
-                    ));
-                }
-                steps.push(Step::Index(index));
-                after_index = true;
-                if !matches!(chars.peek(), None | Some('.') | Some('[')) {
-                    return Err(format!("expected . or [ after ] in path {text:?}"));
-                }
-            }
-            c => {
-                if after_index {
-                    return Err(format!("expected . or [ after ] in path {text:?}"));
-                }
-                key.push(c);
+            if *i > MAX_INDEX as i64 {
+                return Err(format!(
+                    "list index {i} in path {text:?} is over the limit of {MAX_INDEX}"
+                ));
             }
         }
     }
-    if !key.is_empty() {
-        steps.push(Step::Key(key));
-    }
-    Ok(steps)
+    Ok(path.0)
 }
 
 /// Sets `value` at `path`, creating what is missing. A step that meets the
@@ -241,6 +216,10 @@ pub fn set_path(root: &mut Value, path: &[Step], value: Value) -> Result<(), Str
             set_path(child, rest, value)
         }
         Step::Index(i) => {
+            let i = &usize::try_from(*i)
+                .ok()
+                .filter(|i| *i <= MAX_INDEX)
+                .ok_or_else(|| format!("list index [{i}] is out of range (0 to {MAX_INDEX})"))?;
             if let Value::Object(m) = root {
                 if !m.is_empty() {
                     return Err(format!(
@@ -287,6 +266,14 @@ mod tests {
         assert_eq!(s.value, json!("true"));
         let j = Assignment::parse(r#"c:a={"b":[1,"2"]}"#, SetKind::Json).unwrap();
         assert_eq!(j.value, json!({"b": [1, "2"]}));
+        let deep = |levels: usize| format!("c:k.l={}1{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(Assignment::parse(&deep(126), SetKind::Json).is_ok());
+        assert_eq!(
+            Assignment::parse(&deep(127), SetKind::Json)
+                .unwrap_err()
+                .to_string(),
+            format!("--set-json {:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)", deep(127))
+        );
     }
 
     #[test]
@@ -304,10 +291,23 @@ mod tests {
     #[test]
     fn bad_paths() {
         for p in [
-            "", "a..b", ".a", "a.", "[0]", "a[x]", "a[-1]", "a[0]b", "a[1", "a[70000]",
+            "", ".", "a..b", "a.", "[0]", "a[x]", "a[-1]", "a[0]b", "a[1", "a[70000]",
         ] {
             assert!(parse_path(p).is_err(), "{p:?} should be refused");
         }
+        assert_eq!(
+            parse_path("a[x]").unwrap_err(),
+            "invalid path \"a[x]\": a list index must be an integer at character 2"
+        );
+        let deep = vec!["a"; 5000].join(".");
+        assert_eq!(
+            parse_path(&deep).unwrap_err(),
+            format!("invalid path {deep:?}: a path may have at most 64 keys and indexes at character 129")
+        );
+        assert_eq!(
+            parse_path(r#"a."k8s.io/x""#).unwrap(),
+            vec![Step::Key("a".into()), Step::Key("k8s.io/x".into())]
+        );
         let mut v = json!({"a": {"b": 1}});
         assert!(set("c:a[0]=1").apply(&mut v).is_err());
     }

@@ -11,10 +11,10 @@ use super::{CriteriaArgs, DataArgs, ExitStatus};
 use crate::bundler::scheduling::{parse_selector, Scheduling, Toleration};
 use crate::bundler::set::{Assignment, SetKind};
 use crate::bundler::{self, output, safety, Options};
-use crate::deployer::{self, GitSource, Kind, REPO_PLACEHOLDER};
+use crate::deployer::{self, GitSource, Kind, Revision, REPO_PLACEHOLDER};
 use crate::error::UsageError;
 use crate::recipe::result::{RecipeResult, RESULT_KIND};
-use crate::recipe::Catalog;
+use crate::recipe::{Catalog, Criteria, DataStore};
 use crate::serializer;
 
 #[derive(Debug, Args)]
@@ -60,7 +60,7 @@ pub struct BundleArgs {
     #[arg(long, value_name = "URL", help_heading = "Deployment")]
     pub repo: Option<String>,
 
-    /// Branch or tag of --repo (argocd, flux)
+    /// Branch, tag or commit of --repo (argocd, flux): NAME (a version such as v1.2.3 is a tag, a full SHA a commit, else a branch), or branch:NAME, tag:NAME, commit:SHA, refs/heads/NAME, refs/tags/NAME
     #[arg(
         long,
         value_name = "REV",
@@ -114,9 +114,20 @@ pub struct BundleArgs {
     pub verify: Option<PathBuf>,
 }
 
-/// Everything `bundle` needs, resolved and checked before work starts.
+/// Where the recipe comes from.
+enum RecipeSource {
+    /// `-r FILE` (`-` for stdin).
+    File(String),
+    /// Criteria flags, `-c FILE` or `-s SNAPSHOT`, resolved.
+    Criteria(Criteria),
+}
+
+/// Everything `bundle` needs, resolved and checked once before work starts;
+/// the body only reads it.
 struct Settings {
-    recipe_file: Option<String>,
+    source: RecipeSource,
+    /// The recipe data: embedded, or layered with `--data`.
+    store: DataStore,
     output: PathBuf,
     deployer: Kind,
     git: GitSource,
@@ -140,10 +151,11 @@ impl Settings {
                 .map(|t| Toleration::parse(flag, t))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let nodes = match args.criteria.nodes {
-            Some(n) => crate::recipe::criteria::parse_nodes(n)?,
-            None => 0,
-        };
+        let nodes = args
+            .criteria
+            .nodes
+            .map(crate::recipe::criteria::parse_nodes)
+            .transpose()?;
         let scheduling = Scheduling {
             system_selector: parse_selector("--system-node-selector", &args.system_node_selector)?,
             system_tolerations: tolerations(
@@ -164,7 +176,6 @@ impl Settings {
                 .map(|g| Toleration::parse("--workload-gate", g))
                 .transpose()?,
             workload_selector: parse_selector("--workload-selector", &args.workload_selector)?,
-            nodes,
         };
         let gitops = matches!(args.deployer, Kind::Argocd | Kind::Flux);
         if !gitops && args.repo.is_some() {
@@ -177,7 +188,7 @@ impl Settings {
         if let Some(r) = &args.repo {
             safety::repo_url(r)?;
         }
-        safety::revision(&args.revision)?;
+        let revision = Revision::parse(&args.revision)?;
         if args.recipe.is_none()
             && args.criteria.criteria_file.is_none()
             && args.criteria.snapshot.is_none()
@@ -205,8 +216,13 @@ impl Settings {
             .into());
         }
         output::check_destination(&args.output).map_err(bundler::Error::from)?;
+        let source = match &args.recipe {
+            Some(path) => RecipeSource::File(path.clone()),
+            None => RecipeSource::Criteria(args.criteria.resolve()?),
+        };
         Ok(Settings {
-            recipe_file: args.recipe.clone(),
+            source,
+            store: args.data.open()?,
             output: args.output.clone(),
             deployer: args.deployer,
             git: GitSource {
@@ -214,10 +230,14 @@ impl Settings {
                     .repo
                     .clone()
                     .unwrap_or_else(|| REPO_PLACEHOLDER.to_string()),
-                revision: args.revision.clone(),
+                revision,
                 placeholder: args.repo.is_none(),
             },
-            options: Options { sets, scheduling },
+            options: Options {
+                sets,
+                scheduling,
+                nodes,
+            },
         })
     }
 }
@@ -226,20 +246,13 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
     if let Some(dir) = &args.verify {
         return verify::check(dir, VerifyFormat::Text);
     }
-    let mut settings = Settings::resolve(&args)?;
-    let store = args.data.open()?;
-    let recipe = match &settings.recipe_file {
-        Some(path) => read_recipe(path)?,
-        None => {
-            let criteria = args.criteria.resolve()?;
-            let catalog = Catalog::load(&store)?;
-            catalog.resolve(&store, &criteria)?
-        }
+    let settings = Settings::resolve(&args)?;
+    let store = &settings.store;
+    let recipe = match &settings.source {
+        RecipeSource::File(path) => read_recipe(path)?,
+        RecipeSource::Criteria(criteria) => Catalog::load(store)?.resolve(store, criteria)?,
     };
-    if args.criteria.nodes.is_none() {
-        settings.options.scheduling.nodes = recipe.criteria.nodes;
-    }
-    let prepared = bundler::prepare(&store, &recipe, &settings.options)?;
+    let prepared = bundler::prepare(store, &recipe, &settings.options)?;
     let deployer = deployer::new(settings.deployer, settings.git.clone());
     let files = deployer::assemble(&prepared, deployer.as_ref())?;
     let written = output::write(&settings.output, &files).map_err(bundler::Error::from)?;

@@ -7,7 +7,8 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{CriteriaArgs, DataArgs, ExitStatus};
-use crate::recipe::{query, Catalog, Criteria};
+use crate::recipe::query::Selector;
+use crate::recipe::{Catalog, Criteria};
 use crate::serializer::{self, table, Format, Output};
 
 #[derive(Debug, Args)]
@@ -36,23 +37,22 @@ pub struct QueryArgs {
 
 struct Settings {
     criteria: Criteria,
-    selector: String,
+    selector: Selector,
     format: Format,
 }
 
 pub fn run(args: QueryArgs) -> Result<ExitStatus> {
-    // Check the selector's syntax before any work.
-    query::parse(&args.selector)?;
+    // The selector's syntax is checked before any work.
     let settings = Settings {
+        selector: Selector::parse(&args.selector)?,
         criteria: args.criteria.resolve()?,
-        selector: args.selector.clone(),
         format: args.format.unwrap_or(Format::Yaml),
     };
     let store = args.data.open()?;
     let catalog = Catalog::load(&store)?;
     let recipe = catalog.resolve(&store, &settings.criteria)?;
     let hydrated = recipe.hydrate(&store)?;
-    let selected = query::select(&hydrated, &settings.selector)?;
+    let selected = settings.selector.select(&hydrated)?;
     let text = match (selected, settings.format) {
         (Value::Object(_) | Value::Array(_), f) => serializer::render(selected, f),
         (scalar, Format::Json) => serializer::to_json(scalar),

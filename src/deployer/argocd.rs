@@ -24,7 +24,7 @@ impl ArgoCd {
         let git = &self.git;
         let manifests_source = json!({
             "repoURL": git.repo,
-            "targetRevision": git.revision,
+            "targetRevision": git.revision.name(),
             "path": format!("{}/manifests", c.name),
         });
         let mut spec = Map::new();
@@ -51,7 +51,7 @@ impl ArgoCd {
                     }),
                     json!({
                         "repoURL": git.repo,
-                        "targetRevision": git.revision,
+                        "targetRevision": git.revision.name(),
                         "ref": "values",
                     }),
                 ];
@@ -103,7 +103,7 @@ impl ArgoCd {
                 "project": "default",
                 "source": {
                     "repoURL": self.git.repo,
-                    "targetRevision": self.git.revision,
+                    "targetRevision": self.git.revision.name(),
                     "path": ".",
                     "directory": {"recurse": true, "include": "*/application.yaml"},
                 },

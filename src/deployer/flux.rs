@@ -151,7 +151,7 @@ impl Deployer for Flux {
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
                 "kind": "GitRepository",
                 "metadata": meta(GIT_SOURCE),
-                "spec": {"interval": "5m", "url": self.git.repo, "ref": {"branch": self.git.revision}},
+                "spec": {"interval": "5m", "url": self.git.repo, "ref": {self.git.revision.flux_field(): self.git.revision.name()}},
             });
             files.add("gitrepository.yaml", yaml::to_string(&git));
             resources.insert(0, "gitrepository.yaml".into());

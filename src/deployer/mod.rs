@@ -37,9 +37,98 @@ impl Kind {
 #[derive(Clone, Debug)]
 pub struct GitSource {
     pub repo: String,
-    pub revision: String,
+    pub revision: Revision,
     /// `--repo` was not given: `repo` is a placeholder to be replaced.
     pub placeholder: bool,
+}
+
+/// The Git revision the GitOps deployers track (`--revision`): Argo CD
+/// takes any of them as `targetRevision`; Flux needs to know which it is
+/// (`ref.branch`, `ref.tag` or `ref.commit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revision {
+    Branch(String),
+    Tag(String),
+    Commit(String),
+}
+
+impl Revision {
+    /// `branch:NAME`, `tag:NAME`, `commit:SHA`, `refs/heads/NAME` or
+    /// `refs/tags/NAME`; a bare NAME is a commit when it is a full SHA (40 or
+    /// 64 hex digits), a tag when it reads as a version (`v1.2.3`, `1.4`,
+    /// `v2.0.0-rc.1`), and a branch otherwise. The name is checked by
+    /// [`bundler::safety::revision`].
+    pub fn parse(text: &str) -> Result<Revision, bundler::Error> {
+        let rev = if let Some(n) = text.strip_prefix("branch:") {
+            Revision::Branch(n.to_string())
+        } else if let Some(n) = text.strip_prefix("refs/heads/") {
+            Revision::Branch(n.to_string())
+        } else if let Some(n) = text.strip_prefix("tag:") {
+            Revision::Tag(n.to_string())
+        } else if let Some(n) = text.strip_prefix("refs/tags/") {
+            Revision::Tag(n.to_string())
+        } else if let Some(n) = text.strip_prefix("commit:") {
+            if !is_sha(n) {
+                return Err(bundler::Error::BadFlag {
+                    flag: "--revision",
+                    arg: text.to_string(),
+                    reason: "a commit is a full SHA: 40 (or 64) hexadecimal digits".into(),
+                });
+            }
+            Revision::Commit(n.to_lowercase())
+        } else if is_sha(text) {
+            Revision::Commit(text.to_lowercase())
+        } else if is_version(text) {
+            Revision::Tag(text.to_string())
+        } else {
+            Revision::Branch(text.to_string())
+        };
+        bundler::safety::revision(rev.name()).map_err(|_| bundler::Error::BadFlag {
+            flag: "--revision",
+            arg: text.to_string(),
+            reason: "expected a branch, tag or commit (letters, digits, - _ . /), optionally written branch:NAME, tag:NAME, commit:SHA, refs/heads/NAME or refs/tags/NAME".into(),
+        })?;
+        Ok(rev)
+    }
+
+    /// The branch, tag or commit itself.
+    pub fn name(&self) -> &str {
+        match self {
+            Revision::Branch(n) | Revision::Tag(n) | Revision::Commit(n) => n,
+        }
+    }
+
+    /// The field of a Flux `GitRepository`'s `spec.ref` that names it.
+    pub fn flux_field(&self) -> &'static str {
+        match self {
+            Revision::Branch(_) => "branch",
+            Revision::Tag(_) => "tag",
+            Revision::Commit(_) => "commit",
+        }
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn is_sha(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `v1.2`, `1.2.3`, `v2.0.0-rc.1`, `1.0.0+build`: an optional `v`, two or
+/// more dot-separated numbers, then an optional `-` or `+` suffix.
+fn is_version(s: &str) -> bool {
+    let s = s.strip_prefix('v').unwrap_or(s);
+    let core = s.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && (core.len() == s.len() || s.len() > core.len() + 1)
 }
 
 pub const REPO_PLACEHOLDER: &str = "https://github.com/YOUR-ORG/YOUR-REPO.git";
@@ -180,4 +269,36 @@ fn root_context(b: &Prepared, d: &dyn Deployer) -> Value {
         "constraints": b.recipe.constraints,
         "warnings": b.warnings.iter().cloned().chain(d.warnings()).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Revision;
+
+    #[test]
+    fn revisions_say_what_they_are() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        for (text, want) in [
+            ("main", Revision::Branch("main".into())),
+            ("release-1.2", Revision::Branch("release-1.2".into())),
+            ("refs/heads/v1.2.3", Revision::Branch("v1.2.3".into())),
+            ("branch:v1.2.3", Revision::Branch("v1.2.3".into())),
+            ("v1.2.3", Revision::Tag("v1.2.3".into())),
+            ("1.4", Revision::Tag("1.4".into())),
+            ("v2.0.0-rc.1", Revision::Tag("v2.0.0-rc.1".into())),
+            ("refs/tags/stable", Revision::Tag("stable".into())),
+            ("tag:stable", Revision::Tag("stable".into())),
+            (sha, Revision::Commit(sha.into())),
+            (&format!("commit:{sha}"), Revision::Commit(sha.into())),
+        ] {
+            assert_eq!(Revision::parse(text).unwrap(), want, "{text}");
+        }
+        for bad in ["commit:abc", "tag:", "branch:a..b", "tag:$(id)", ""] {
+            assert!(Revision::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Revision::parse("commit:abc").unwrap_err().to_string(),
+            "--revision \"commit:abc\": a commit is a full SHA: 40 (or 64) hexadecimal digits"
+        );
+    }
 }

@@ -18,6 +18,9 @@ use crate::serializer::{self, API_VERSION};
 /// The overlay every other one inherits from when `spec.base` is empty.
 pub const ROOT_OVERLAY: &str = "base";
 
+/// The longest `spec.base` chain, the overlay itself and the root included.
+pub const MAX_INHERITANCE_DEPTH: usize = 64;
+
 #[derive(Clone, Debug)]
 pub struct Overlay {
     pub name: String,
@@ -91,28 +94,99 @@ impl Catalog {
     }
 
     pub fn get(&self, name: &str) -> Option<&Overlay> {
-        self.overlays
-            .binary_search_by(|o| o.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.overlays[i])
+        self.index(name).map(|i| &self.overlays[i])
     }
 
+    /// Every parent exists, and every chain ends at the root within
+    /// [`MAX_INHERITANCE_DEPTH`] overlays, with no cycle. One walk: each
+    /// overlay's depth is computed once and reused by its descendants.
     fn check_inheritance(&self) -> Result<(), Error> {
+        let mut parent: Vec<Option<usize>> = Vec::with_capacity(self.overlays.len());
         for o in &self.overlays {
-            if let Some(p) = &o.parent {
-                if self.get(p).is_none() {
-                    let known: Vec<&str> = self.overlays.iter().map(|o| o.name.as_str()).collect();
-                    return Err(Error::MissingParent {
+            parent.push(match &o.parent {
+                None => None,
+                Some(p) => Some(self.index(p).ok_or_else(|| {
+                    Error::MissingParent {
                         overlay: o.name.clone(),
                         file: o.file.clone(),
                         parent: p.clone(),
-                        known: known.join(", "),
-                    });
+                        known: self
+                            .overlays
+                            .iter()
+                            .map(|o| o.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                })?),
+            });
+        }
+        // depth[i]: overlays from i up to the root, both included; 0 while
+        // unknown.
+        let mut depth = vec![0usize; self.overlays.len()];
+        let mut on_walk = vec![false; self.overlays.len()];
+        for start in 0..self.overlays.len() {
+            let mut walk: Vec<usize> = Vec::new();
+            let mut cur = Some(start);
+            let above = loop {
+                match cur {
+                    None => break 0,
+                    Some(i) if depth[i] > 0 => break depth[i],
+                    Some(i) if on_walk[i] => {
+                        let pos = walk.iter().position(|w| *w == i).unwrap_or(0);
+                        let mut names: Vec<&str> = walk[pos..]
+                            .iter()
+                            .map(|w| self.overlays[*w].name.as_str())
+                            .collect();
+                        names.push(&self.overlays[i].name);
+                        return Err(Error::InheritanceCycle(names.join(" -> ")));
+                    }
+                    Some(i) => {
+                        on_walk[i] = true;
+                        walk.push(i);
+                        cur = parent[i];
+                    }
+                }
+            };
+            for (k, &i) in walk.iter().rev().enumerate() {
+                depth[i] = above + k + 1;
+                on_walk[i] = false;
+                if depth[i] > MAX_INHERITANCE_DEPTH {
+                    return Err(self.too_deep(i, &parent));
                 }
             }
-            self.chain(&o.name)?;
         }
         Ok(())
+    }
+
+    /// The error for an overlay whose chain is too long, naming the chain's
+    /// first and last overlays.
+    fn too_deep(&self, i: usize, parent: &[Option<usize>]) -> Error {
+        let mut names: Vec<&str> = Vec::new();
+        let mut cur = Some(i);
+        while let Some(c) = cur {
+            names.push(&self.overlays[c].name);
+            cur = parent[c];
+        }
+        let chain = if names.len() > 6 {
+            format!(
+                "{} -> ... -> {}",
+                names[..3].join(" -> "),
+                names[names.len() - 2..].join(" -> ")
+            )
+        } else {
+            names.join(" -> ")
+        };
+        Error::InheritanceTooDeep {
+            overlay: self.overlays[i].name.clone(),
+            file: self.overlays[i].file.clone(),
+            chain,
+        }
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.overlays
+            .binary_search_by(|o| o.name.as_str().cmp(name))
+            .ok()
     }
 
     /// The inheritance chain of `name`, root first.
@@ -148,9 +222,10 @@ impl Catalog {
             (a.criteria.specificity(), &a.name).cmp(&(b.criteria.specificity(), &b.name))
         });
         let mut applied: Vec<&Overlay> = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         for m in matched {
             for o in self.chain(&m.name)? {
-                if !applied.iter().any(|a| a.name == o.name) {
+                if seen.insert(&o.name) {
                     applied.push(o);
                 }
             }
@@ -277,6 +352,12 @@ impl Catalog {
                 "valuesFile",
                 std::slice::from_ref(&r.values_file),
             )?;
+            r.check_manifest_files()
+                .map_err(|(path, reason)| Error::BadReference {
+                    component: r.name.clone(),
+                    field: "manifestFiles",
+                    detail: format!("{path:?} {reason}"),
+                })?;
             check_reference(store, &r.name, "manifestFiles", &r.manifest_files)?;
             refs.push(r);
         }

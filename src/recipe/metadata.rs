@@ -92,6 +92,7 @@ pub struct ExpectedResource {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentRef {
+    #[serde(deserialize_with = "component_name")]
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
@@ -125,7 +126,11 @@ pub struct ComponentRef {
     pub overrides: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "component_names"
+    )]
     pub dependency_refs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifest_files: Vec<String>,
@@ -198,6 +203,66 @@ pub struct NodeSelection {
     pub exclude_nodes: Vec<String>,
 }
 
+/// The one rule for component names, applied as every registry entry,
+/// overlay and recipe is loaded: a name becomes a directory of the bundle
+/// and a word of its scripts, so it is a DNS-1123 label.
+pub fn check_component_name(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "component name {name:?} is not valid: a component name is a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// A component name, checked by [`check_component_name`].
+pub fn component_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check_component_name(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
+}
+
+/// A list of component names, each checked by [`check_component_name`].
+pub fn component_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    for n in &names {
+        check_component_name(n).map_err(serde::de::Error::custom)?;
+    }
+    Ok(names)
+}
+
+impl ComponentRef {
+    /// Checks that every `manifestFiles` entry is a manifest of this
+    /// component: a relative path under `components/<name>/manifests/`,
+    /// with no empty, `.` or `..` segment, ending in `.yaml` or `.yml`.
+    /// On failure: the entry, and why it is refused.
+    pub fn check_manifest_files(&self) -> Result<(), (&str, String)> {
+        let dir = format!("components/{}/manifests/", self.name);
+        for path in &self.manifest_files {
+            let ok = path.strip_prefix(&dir).is_some_and(|rest| {
+                rest.split('/')
+                    .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+            }) && !path.contains('\\')
+                && (path.ends_with(".yaml") || path.ends_with(".yml"));
+            if !ok {
+                return Err((
+                    path,
+                    format!("is not a manifest of this component: manifest files are paths under {dir} (no '..'), ending in .yaml or .yml"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Accepts a string, number or boolean and keeps its text: `version: 1.5`
 /// stays "1.5" rather than failing or becoming a float.
 pub fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -258,6 +323,44 @@ pub fn deep_merge(base: &mut Value, top: &Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn component_names_and_manifest_files() {
+        assert!(check_component_name("gpu-operator").is_ok());
+        for bad in [
+            "../../etc",
+            "A",
+            "-a",
+            "a-",
+            "a/b",
+            "a b",
+            "",
+            &"a".repeat(64),
+        ] {
+            assert!(check_component_name(bad).is_err(), "{bad}");
+        }
+        let mut r = ComponentRef {
+            name: "gpu-operator".into(),
+            manifest_files: vec![
+                "components/gpu-operator/manifests/dcgm-exporter.yaml".into(),
+                "components/gpu-operator/manifests/sub/x.yml".into(),
+            ],
+            ..Default::default()
+        };
+        assert!(r.check_manifest_files().is_ok());
+        for bad in [
+            "registry.yaml",
+            "/etc/passwd.yaml",
+            "components/gpu-operator/values.yaml",
+            "components/other/manifests/x.yaml",
+            "components/gpu-operator/manifests/../values.yaml",
+            "components/gpu-operator/manifests//x.yaml",
+            "components/gpu-operator/manifests/x.txt",
+        ] {
+            r.manifest_files = vec![bad.into()];
+            assert!(r.check_manifest_files().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn deep_merge_merges_maps_and_replaces_the_rest() {

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod criteria;
 pub mod metadata;
+pub mod path;
 pub mod query;
 pub mod registry;
 pub mod result;
@@ -68,6 +69,12 @@ pub enum Error {
     },
     #[error("overlay inheritance cycle: {0}")]
     InheritanceCycle(String),
+    #[error("overlay {overlay:?} ({file}): its spec.base chain is longer than {max} overlays ({chain}); inheritance may be at most {max} deep", max = catalog::MAX_INHERITANCE_DEPTH)]
+    InheritanceTooDeep {
+        overlay: String,
+        file: String,
+        chain: String,
+    },
     #[error("component {component:?} (from overlay {overlay:?}) is not in the component registry; registered components: {known}")]
     UnknownComponent {
         component: String,

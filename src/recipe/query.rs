@@ -1,17 +1,14 @@
 //! `aicr query` selectors, yq-style: `components.gpu-operator.values.driver`,
 //! a leading dot optional, `.` or nothing for everything, list indexes
 //! (`deploymentOrder[0]`, `[-1]` for the last), and quoted keys for names
-//! that contain dots (`components."a.b".values`).
+//! that contain dots (`components."a.b".values`). The syntax is
+//! [`super::path`]'s, shared with `--set` and `diff`.
 
 use serde_json::Value;
 
+pub use super::path::Segment;
+use super::path::{Path, SyntaxError};
 use crate::error::{Class, Classify};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Segment {
-    Key(String),
-    Index(i64),
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -66,77 +63,13 @@ impl Classify for Error {
 
 /// Parses a selector into path segments.
 pub fn parse(selector: &str) -> Result<Vec<Segment>, Error> {
-    let err = |pos: usize, reason| Error::Syntax {
-        selector: selector.to_string(),
-        pos: pos + 1,
-        reason,
-    };
-    let s = selector.trim();
-    let s = s.strip_prefix('.').unwrap_or(s);
-    let chars: Vec<char> = s.chars().collect();
-    let mut segs = Vec::new();
-    let mut i = 0;
-    let mut expect_segment = true;
-    while i < chars.len() {
-        match chars[i] {
-            '[' => {
-                let close = chars[i..]
-                    .iter()
-                    .position(|&c| c == ']')
-                    .ok_or_else(|| err(i, "unclosed ["))?;
-                let text: String = chars[i + 1..i + close].iter().collect();
-                let n: i64 = text
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(i, "a list index must be an integer"))?;
-                segs.push(Segment::Index(n));
-                i += close + 1;
-                expect_segment = false;
-            }
-            '.' if !expect_segment => {
-                i += 1;
-                expect_segment = true;
-                if i == chars.len() {
-                    return Err(err(i - 1, "a selector cannot end with ."));
-                }
-            }
-            '.' => return Err(err(i, "empty key")),
-            '"' if expect_segment => {
-                let mut key = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err(err(i - 1, "unclosed quote")),
-                        Some('"') => break,
-                        Some('\\') if i + 1 < chars.len() => {
-                            key.push(chars[i + 1]);
-                            i += 2;
-                        }
-                        Some(&c) => {
-                            key.push(c);
-                            i += 1;
-                        }
-                    }
-                }
-                i += 1;
-                segs.push(Segment::Key(key));
-                expect_segment = false;
-            }
-            _ if expect_segment => {
-                let start = i;
-                while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
-                    if chars[i] == '"' || chars[i] == ']' {
-                        return Err(err(i, "unexpected character; quote keys that contain it"));
-                    }
-                    i += 1;
-                }
-                segs.push(Segment::Key(chars[start..i].iter().collect()));
-                expect_segment = false;
-            }
-            _ => return Err(err(i, "expected . or [ between keys")),
-        }
-    }
-    Ok(segs)
+    Path::parse(selector)
+        .map(|p| p.0)
+        .map_err(|SyntaxError { pos, reason }| Error::Syntax {
+            selector: selector.to_string(),
+            pos,
+            reason,
+        })
 }
 
 /// Renders a path for messages: `components."a.b".values[0]`; the root is `the top level`.
@@ -144,19 +77,7 @@ fn show(path: &[Segment]) -> String {
     if path.is_empty() {
         return "the top level".into();
     }
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Segment::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(&crate::serializer::table::path_key(k));
-            }
-            Segment::Index(n) => out.push_str(&format!("[{n}]")),
-        }
-    }
-    format!("{out:?}")
+    format!("{:?}", Path(path.to_vec()).to_string())
 }
 
 fn keys(m: &serde_json::Map<String, Value>) -> String {
@@ -171,7 +92,31 @@ fn keys(m: &serde_json::Map<String, Value>) -> String {
 
 /// Selects the value at `selector` in `root`.
 pub fn select<'a>(root: &'a Value, selector: &str) -> Result<&'a Value, Error> {
-    let path = parse(selector)?;
+    Selector::parse(selector)?.select(root)
+}
+
+/// A parsed selector, with its text for messages.
+#[derive(Clone, Debug)]
+pub struct Selector {
+    text: String,
+    path: Vec<Segment>,
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Selector, Error> {
+        Ok(Selector {
+            text: text.to_string(),
+            path: parse(text)?,
+        })
+    }
+
+    /// The value at this selector in `root`.
+    pub fn select<'a>(&self, root: &'a Value) -> Result<&'a Value, Error> {
+        select_path(root, &self.path, &self.text)
+    }
+}
+
+fn select_path<'a>(root: &'a Value, path: &[Segment], selector: &str) -> Result<&'a Value, Error> {
     let sel = selector.to_string();
     let mut cur = root;
     for (i, seg) in path.iter().enumerate() {
@@ -246,6 +191,11 @@ mod tests {
         for bad in ["a..b", "a.", "a[x]", "a[0", "a\"b\"", "\"open", "[0]b"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        let deep = vec!["a"; 5000].join(".");
+        assert_eq!(
+            parse(&deep).unwrap_err().to_string(),
+            format!("invalid selector {deep:?}: a path may have at most 64 keys and indexes at character 129; selectors look like components.gpu-operator.values.driver.version, deploymentOrder[0] or components.\"name.with.dots\"")
+        );
     }
 
     #[test]

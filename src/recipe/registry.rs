@@ -25,6 +25,7 @@ pub struct RegistryDoc {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistryComponent {
+    #[serde(deserialize_with = "super::metadata::component_name")]
     pub name: String,
     #[serde(default)]
     pub display_name: String,

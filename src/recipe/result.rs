@@ -23,9 +23,9 @@ pub struct RecipeResult {
     pub criteria: Criteria,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<Constraint>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_refs")]
     pub component_refs: Vec<ComponentRef>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::metadata::component_names")]
     pub deployment_order: Vec<String>,
     #[serde(default, skip_serializing_if = "Validation::is_empty")]
     pub validation: Validation,
@@ -55,6 +55,22 @@ pub struct ConstraintWarning {
     pub actual: String,
     #[serde(default)]
     pub reason: String,
+}
+
+/// `componentRefs` with each component once: a second reference to the same
+/// component is a mistake (which one would be bundled?), not a merge.
+fn unique_refs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ComponentRef>, D::Error> {
+    let refs = Vec::<ComponentRef>::deserialize(d)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &refs {
+        if !seen.insert(r.name.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "componentRefs lists component {:?} twice; each component may appear once",
+                r.name
+            )));
+        }
+    }
+    Ok(refs)
 }
 
 impl RecipeResult {

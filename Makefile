@@ -1,7 +1,9 @@
-# aicr: common tasks. `make test` is the test command CI runs.
+# aicr: common tasks. `make test` runs every test that needs nothing beside
+# the checkout; `make test-all` (what CI runs) adds the ignored ones, which
+# need the test cluster, helm, shellcheck, PyYAML or ../shared.
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench install clean
+.PHONY: build release test test-all lint fmt bench install clean
 
 build:
 	$(CARGO) build --locked
@@ -13,6 +15,10 @@ release:
 test:
 	$(CARGO) fmt --check
 	$(CARGO) test --locked
+
+test-all:
+	$(CARGO) fmt --check
+	$(CARGO) test --locked -- --include-ignored
 
 lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings

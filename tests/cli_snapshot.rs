@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::Value;
 
-const NODE: &str = "../shared/fixtures/nodes/h200-ubuntu2404";
-
 fn node_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(NODE).join(name)
+    fixture("nodes/h200-ubuntu2404").join(name)
 }
 
 /// A root filesystem laid out from the captured node: /etc/os-release,

@@ -1,7 +1,14 @@
-# aicr: common tasks. `make test` is the test command CI runs.
+# aicr: common tasks. `make test` runs every test that needs nothing beside
+# the checkout; `make test-all` (what CI runs) adds the ignored ones, which
+# need the test cluster, helm, shellcheck, PyYAML or ../shared; `make
+# test-gpu` runs the ones that need an NVIDIA GPU, on a machine with one.
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench install clean
+# Ignored tests that need an NVIDIA GPU, its driver and nvidia-smi: CI has
+# none, so test-all skips them.
+GPU_TESTS := nvml_and_nvidia_smi_agree
+
+.PHONY: build release test test-all test-gpu lint fmt bench install clean
 
 build:
 	$(CARGO) build --locked
@@ -13,6 +20,13 @@ release:
 test:
 	$(CARGO) fmt --check
 	$(CARGO) test --locked
+
+test-all:
+	$(CARGO) fmt --check
+	$(CARGO) test --locked -- --include-ignored $(addprefix --skip ,$(GPU_TESTS))
+
+test-gpu:
+	$(CARGO) test --locked -- --ignored $(GPU_TESTS)
 
 lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings

@@ -12,7 +12,7 @@ const SNAP_A: &str = "tests/fixtures/diff/snapshot-before.yaml";
 const SNAP_B: &str = "tests/fixtures/diff/snapshot-after.yaml";
 const RECIPE_A: &str = "tests/fixtures/diff/recipe-eks-h100-training.yaml";
 const RECIPE_B: &str = "tests/fixtures/diff/recipe-eks-h100-inference.yaml";
-const GO_SNAP: &str = "../shared/reference/aicr-v0.11.1/golden/mock-snapshot-cuj1.yaml";
+const GO_SNAP: &str = "tests/fixtures/go-aicr-v0.11.1/golden/mock-snapshot-cuj1.yaml";
 
 #[test]
 fn snapshots_table() {

@@ -76,7 +76,7 @@ fn values_are_hydrated_in_layers() {
 /// minus what bundle adds (default tolerations) that query does not.
 #[test]
 fn values_match_go_bundle_where_untouched_by_scheduling() {
-    let golden = reference().join("golden/bundle-helm-eks-h100-training");
+    let golden = golden("bundle-helm-eks-h100-training");
     for comp in [
         "cert-manager",
         "gpu-operator",

@@ -1,6 +1,7 @@
 //! Whole runs of `aicr snapshot`: over a fixture tree built from a real H200
 //! node's output (with a stand-in `nvidia-smi` that prints that node's real
-//! XML), on this machine (no GPU, no systemd, no cluster), and bad inputs.
+//! XML), on this machine (GPU or none: both outcomes are checked), with no
+//! GPU source, and bad inputs.
 
 mod common;
 
@@ -11,10 +12,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::Value;
 
-const NODE: &str = "../shared/fixtures/nodes/h200-ubuntu2404";
-
 fn node_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(NODE).join(name)
+    fixture("nodes/h200-ubuntu2404").join(name)
 }
 
 /// A root filesystem laid out from the captured node: /etc/os-release,
@@ -228,13 +227,15 @@ fn recipe_reads_what_snapshot_writes() {
     assert_eq!(recipe["criteria"]["os"], "ubuntu");
 }
 
-/// On this machine: no GPU, no systemd, no cluster. Exit 0, each absent
-/// source unavailable with its reason.
+/// On this machine, whatever it has: exit 0, and each measurement has data
+/// or the reason it is absent, never neither. The GPU is either reported in
+/// full or unavailable with the reason; no cluster is configured here.
 #[test]
 fn this_machine_degrades_gracefully() {
     let out = snapshot(&["-t", "json", "--no-timestamp"], None);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let snap: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut absent = 0;
     for m in snap["measurements"].as_array().unwrap() {
         let ok = m["unavailable"].is_null();
         let has_data = m["subtypes"].as_array().is_some_and(|s| !s.is_empty());
@@ -242,12 +243,32 @@ fn this_machine_degrades_gracefully() {
             ok == has_data,
             "a measurement has data or a reason, not neither: {m}"
         );
+        absent += usize::from(!ok);
     }
-    let gpu = &measurement(&snap, "GPU")["unavailable"];
-    assert!(
-        gpu.as_str().is_some_and(|r| r.contains("nvidia-smi")),
-        "GPU reason: {gpu}"
+    let gpu = measurement(&snap, "GPU");
+    match gpu["unavailable"].as_str() {
+        Some(reason) => assert!(
+            reason.starts_with("no NVIDIA GPU: ") && reason.contains("nvidia-smi"),
+            "GPU reason: {reason}"
+        ),
+        None => {
+            let count = reading(&snap, "GPU", "smi", "gpu-count");
+            assert!(count.as_i64().is_some_and(|n| n >= 1), "gpu-count {count}");
+            assert!(
+                reading(&snap, "GPU", "smi", "driver")
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{gpu}"
+            );
+            let source = reading(&snap, "GPU", "smi", "source");
+            assert!(source == "nvml" || source == "nvidia-smi", "{source}");
+        }
+    }
+    assert_eq!(
+        measurement(&snap, "K8s")["unavailable"],
+        "no kubeconfig or in-cluster config"
     );
+    assert!(absent >= 1);
     assert!(
         !stderr(&out).is_empty(),
         "absent sources are logged as warnings"
@@ -256,6 +277,38 @@ fn this_machine_degrades_gracefully() {
         stderr(&out).lines().all(|l| l.starts_with("warning: ")),
         "{}",
         stderr(&out)
+    );
+}
+
+/// No GPU source on the search path, whatever the host has: the GPU
+/// measurement says why, and the snapshot still succeeds.
+#[test]
+fn an_absent_gpu_source_is_reported() {
+    let empty = tempfile::tempdir().unwrap();
+    let mut cmd = aicr();
+    let out = cmd
+        .args([
+            "snapshot",
+            "--filter",
+            "gpu",
+            "--gpu-source",
+            "smi",
+            "-t",
+            "json",
+        ])
+        .env("PATH", empty.path())
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let snap: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        measurement(&snap, "GPU")["unavailable"],
+        "no NVIDIA GPU: nvidia-smi is not on the search path"
+    );
+    assert_eq!(
+        stderr(&out),
+        "warning: gpu: unavailable: no NVIDIA GPU: nvidia-smi is not on the search path\n"
     );
 }
 

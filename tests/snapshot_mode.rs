@@ -65,7 +65,7 @@ fn flags_override_the_snapshot() {
 
 #[test]
 fn go_aicr_snapshot_loads() {
-    let snap = reference().join("golden/mock-snapshot-cuj1.yaml");
+    let snap = golden("mock-snapshot-cuj1.yaml");
     let out = run(&[
         "recipe",
         "-s",

@@ -510,7 +510,7 @@ mod tests {
 
     const FIXTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/nodes/h200-ubuntu2404/"
+        "/tests/fixtures/nodes/h200-ubuntu2404/"
     );
 
     fn fixture(name: &str) -> String {

@@ -1,6 +1,9 @@
 //! The test cluster of `.ci/kube/start.sh`: a real kube-apiserver + etcd on
-//! 127.0.0.1, with kubectl and helm beside it. In CI (`CI` set) it must be
-//! running; elsewhere the tests that need it say so and skip.
+//! 127.0.0.1, with kubectl and helm beside it. The tests that need it are
+//! `#[ignore = "needs the test cluster (.ci/kube)"]` (or `"needs helm"`), so
+//! a plain `cargo test` lists them as ignored; run with `--include-ignored`
+//! (`make test-all`, which `.ci/run` runs) they fail when it is missing,
+//! never skip.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,20 +18,16 @@ pub fn kube_dir() -> PathBuf {
         .expect("KUBE_DIR or HOME is set")
 }
 
-/// A tool of the test environment (`helm`, `kubectl`), or `None` outside CI
-/// when it is not installed.
-pub fn tool(name: &str) -> Option<PathBuf> {
+/// A tool of the test environment (`helm`, `kubectl`); fails the test when
+/// it is not installed.
+pub fn tool(name: &str) -> PathBuf {
     let p = kube_dir().join("bin").join(name);
-    if p.is_file() {
-        return Some(p);
-    }
     assert!(
-        std::env::var_os("CI").is_none(),
+        p.is_file(),
         "{} is missing: .ci/kube/install.sh installs it",
         p.display()
     );
-    eprintln!("skipped: no {} (run .ci/kube/install.sh)", p.display());
-    None
+    p
 }
 
 pub struct Cluster {
@@ -36,9 +35,9 @@ pub struct Cluster {
     pub kubectl: PathBuf,
 }
 
-/// The test cluster of `.ci/kube/start.sh`, or `None` outside CI when it is
-/// not running.
-pub fn cluster() -> Option<Cluster> {
+/// The test cluster of `.ci/kube/start.sh`; fails the test when it is not
+/// running.
+pub fn cluster() -> Cluster {
     let dir = kube_dir();
     let c = Cluster {
         kubeconfig: dir.join("kubeconfig"),
@@ -47,27 +46,17 @@ pub fn cluster() -> Option<Cluster> {
     let up = c.kubeconfig.is_file()
         && c.kubectl.is_file()
         && Command::new(&c.kubectl)
-            .args([
-                "--kubeconfig",
-                c.kubeconfig.to_str().unwrap(),
-                "get",
-                "--raw",
-                "/readyz",
-            ])
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["get", "--raw", "/readyz"])
             .output()
             .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the test kube-apiserver is not running at {}: .ci/run starts it",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: no test kube-apiserver (run .ci/kube/install.sh and .ci/kube/start.sh)"
-        );
-        return None;
-    }
-    Some(c)
+    assert!(
+        up,
+        "the test kube-apiserver is not running at {}: run .ci/kube/install.sh and .ci/kube/start.sh (.ci/run does)",
+        dir.display()
+    );
+    c
 }
 
 impl Cluster {

@@ -7,14 +7,24 @@ pub mod cluster;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-pub const GO_AICR: &str = "../shared/reference/aicr-v0.11.1";
+/// Go aicr v0.11.1's golden outputs, copied into tests/fixtures (see its
+/// README): recipes, bundles and a mock snapshot.
+pub fn golden(rel: &str) -> PathBuf {
+    fixture("go-aicr-v0.11.1/golden").join(rel)
+}
 
-/// The Go aicr reference folder (recipes, golden outputs).
-pub fn reference() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(GO_AICR);
+/// Where the tests that need Go aicr's whole recipe data directory find it:
+/// beside the checkout, never copied into it. Those tests are
+/// `#[ignore = "needs ../shared/reference/aicr-v0.11.1/recipes"]`.
+pub const GO_RECIPES: &str = "../shared/reference/aicr-v0.11.1/recipes";
+
+/// Go aicr v0.11.1's recipe data directory; a test that asked for it fails
+/// when it is missing.
+pub fn go_recipes() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(GO_RECIPES);
     assert!(
         p.is_dir(),
-        "the shared reference data is missing at {}",
+        "Go aicr's recipe data is missing at {}: this test needs {GO_RECIPES} beside the checkout",
         p.display()
     );
     p

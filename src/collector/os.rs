@@ -171,6 +171,9 @@ fn list_sysctl(
             list_sysctl(&entry.path(), &k, depth + 1, files, unreadable);
         } else if ft.is_file() {
             files.push((k, entry.path()));
+        } else {
+            // A link, FIFO or device is not followed or opened.
+            *unreadable += 1;
         }
     }
 }

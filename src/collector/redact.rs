@@ -7,7 +7,7 @@
 //!
 //! | where | rule | example in | out |
 //! |---|---|---|---|
-//! | key | a word of the key's last part (split at `/`, `.`, `_`, `-`, digits and camelCase) is `token`, `password`, `passwd`, `passphrase`, `pwd`, `secret`, `credential`, `creds`, `apikey`, `privatekey`, `accesskey`, `secretkey`, `authorization`, `bearer`, `cookie` or `key` (and plurals): the whole value goes, numbers included | `pin_password=123456` | `pin_password=[REDACTED]` |
+//! | key | a word of the key's last part (split at `/`, `.`, `_`, `-`, digits and camelCase) is `token`, `password`, `passwd`, `passphrase`, `pwd`, `secret`, `credential`, `creds`, `apikey`, `privatekey`, `accesskey`, `secretkey`, `authorization`, `bearer` or `key` (and plurals): the whole value goes, numbers included | `pin_password=123456` | `pin_password=[REDACTED]` |
 //! | key | ... unless the last word says the key describes a secret rather than holds it: `interval`, `timeout`, `ttl`, `expiry`, `lifetime`, `age`, `len`, `length`, `size`, `bits`, `max`, `min`, `count`, `limit`, `enabled`, `disabled`, `required`, `mode`, `type`, `file`, `path`, `dir`, `name`, `ref`, `id`, `url`, `uri`, `endpoint`, `host`, `port`, `format`, `algorithm`, `method`, `version` | `ipfrag_secret_interval=600`, `secretName=x` | unchanged |
 //! | value | PEM armour (`-----BEGIN`/`-----END`) anywhere | `-----BEGIN RSA PRIVATE KEY----- MII...` | `[REDACTED]` |
 //! | word | a JWT (`eyJ...`, three dot-separated parts) | `eyJhbGciOi....eyJzdWIi....sig` | `[REDACTED]` |
@@ -50,7 +50,6 @@ const SECRET_WORDS: &[&str] = &[
     "secretkey",
     "authorization",
     "bearer",
-    "cookie",
     "key",
     "keys",
 ];
@@ -421,6 +420,11 @@ mod tests {
         ),
         ("token_file", "/var/run/token", "/var/run/token"),
         ("keymap", "us", "us"),
+        (
+            "/proc/sys/net/netfilter/nf_conntrack_sctp_timeout_cookie_wait",
+            "3",
+            "3",
+        ),
         ("console", "ttyS0", "ttyS0"),
         ("nvidia.NVreg_OpenRmEnableUnsupportedGpus", "1", "1"),
         ("registry_token", "", ""),

@@ -147,6 +147,7 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
         }
     }
     drop(tx);
+    let mut stopped = false;
     while pending > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -154,7 +155,11 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
                 results[i] = Some(r);
                 pending -= 1;
             }
-            Err(_) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                stopped = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
         }
     }
     // Programs of collectors past the deadline go now, not when aicr exits.
@@ -162,10 +167,14 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
     let mut out = Vec::new();
     for (c, r) in collectors.iter().zip(results) {
         let r = r.unwrap_or_else(|| {
-            Err(format!(
-                "timed out after {}",
-                humantime::format_duration(ctx.timeout)
-            ))
+            Err(if stopped {
+                "the collector stopped without a result (a defect)".to_string()
+            } else {
+                format!(
+                    "timed out after {}",
+                    humantime::format_duration(ctx.timeout)
+                )
+            })
         });
         match r {
             Ok(ms) => {

@@ -16,7 +16,7 @@
 //! | word | 32+ characters of base64 (`A-Z a-z 0-9 + /`, up to two `=`) with upper case, lower case and digits, not starting with `/` | a PEM body line | `[REDACTED]` |
 //! | word | a URL's user information | `http://user:pass@host/x` | `http://[REDACTED]@host/x` |
 //! | word | a URL query parameter whose name is secret | `https://h/?token=abc&a=1` | `https://h/?token=[REDACTED]&a=1` |
-//! | word | `name=value` whose name is secret (leading dashes ignored) | `--bootstrap-token=abc` | `--bootstrap-token=[REDACTED]` |
+//! | word | `name=value` whose name is secret (leading dashes ignored); nested up to 8 deep (`a=b=token=x`), anything deeper goes unread | `--bootstrap-token=abc` | `--bootstrap-token=[REDACTED]` |
 //! | words | the word after `Bearer`/`Basic`, after a secret `name:` and after a secret `--flag` | `Authorization: Bearer abc` | `Authorization: Bearer [REDACTED]` |
 //! | key | a reading key that is itself key material (a bare flag on the kernel command line) is renamed | `AKIAIOSFODNN7EXAMPLE` (flag) | key `[REDACTED]`, then `[REDACTED]#2`, ... |
 //!
@@ -207,21 +207,37 @@ fn bare_name(word: &str) -> &str {
         .trim_matches(|c: char| matches!(c, '"' | '\'' | '{' | '(' | ',' | ':'))
 }
 
+/// How many `name=` prefixes of one word are looked into
+/// (`root=UUID=...`); what follows a longer chain is redacted, unread.
+const MAX_NESTING: usize = 8;
+
 /// One whitespace-free word, redacted where it holds a secret.
 fn word(w: &str) -> String {
-    if sensitive_value(w) {
-        return REDACTED.to_string();
-    }
-    if let Some(i) = w.find("://") {
-        return url(w, i);
-    }
-    if let Some((k, v)) = w.split_once('=') {
-        if !v.is_empty() && sensitive_key(bare_name(k)) {
-            return format!("{k}={REDACTED}");
+    let mut out = String::with_capacity(w.len());
+    let mut rest = w;
+    for _ in 0..MAX_NESTING {
+        if sensitive_value(rest) {
+            out.push_str(REDACTED);
+            return out;
         }
-        return format!("{k}={}", word(v));
+        if let Some(i) = rest.find("://") {
+            out.push_str(&url(rest, i));
+            return out;
+        }
+        let Some((k, v)) = rest.split_once('=') else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(k);
+        out.push('=');
+        if !v.is_empty() && sensitive_key(bare_name(k)) {
+            out.push_str(REDACTED);
+            return out;
+        }
+        rest = v;
     }
-    w.to_string()
+    out.push_str(REDACTED);
+    out
 }
 
 /// A URL without its user information or secret query parameters.
@@ -542,6 +558,36 @@ mod tests {
             };
             assert_eq!(&got, want, "{key} = {value:?}");
         }
+    }
+
+    #[test]
+    fn long_and_odd_text_is_handled() {
+        // A word of 100,000 `=`: no deep recursion, no quadratic time.
+        let eq = "a=".repeat(100_000);
+        assert_eq!(text(&eq), format!("{}{R}", "a=".repeat(MAX_NESTING)));
+        let chain = format!("{}token=hunter2", "a=".repeat(20));
+        assert_eq!(
+            text(&chain),
+            format!("{}{R}", "a=".repeat(MAX_NESTING)),
+            "past the nesting limit: redacted unread"
+        );
+        let chain = format!("{}token=hunter2", "a=".repeat(3));
+        assert_eq!(text(&chain), "a=a=a=token=[REDACTED]");
+        for odd in [
+            "\u{0}=\u{fffd}",
+            "=",
+            "==",
+            "://",
+            "a://@",
+            "é=ü",
+            "Bearer",
+            "token:",
+        ] {
+            let _ = text(odd);
+            let _ = check(odd, odd);
+        }
+        assert_eq!(text("token:"), "token:");
+        assert_eq!(text("Bearer"), "Bearer");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::rootfs;
+use super::{redact, rootfs};
 use super::{Collector, Context};
 use crate::measurement::{Measurement, MeasurementType, Reading, Subtype};
 
@@ -236,7 +236,9 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, Reading> {
 }
 
 /// Kernel command line: `key=value` pairs (repeated keys joined with `,`)
-/// and bare flags (`true`). Double quotes group words.
+/// and bare flags (`true`). Double quotes group words. A flag that names a
+/// secret (`--password`, `token:`, `Bearer`) takes the next word as its
+/// value.
 pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
@@ -256,7 +258,8 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
         tokens.push(cur);
     }
     let mut out: BTreeMap<String, Reading> = BTreeMap::new();
-    for t in tokens {
+    let mut tokens = tokens.into_iter();
+    while let Some(t) = tokens.next() {
         match t.split_once('=') {
             Some((k, v)) => {
                 let v = match out.get(k) {
@@ -264,6 +267,12 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
                     _ => v.to_string(),
                 };
                 out.insert(k.to_string(), Reading::from(v));
+            }
+            // `--password x` (an init argument after `--`): the flag's
+            // value is the next word, so it is redacted with the flag.
+            None if redact::names_next_secret(&t) => {
+                let v = tokens.next().unwrap_or_default();
+                out.insert(t, Reading::from(v));
             }
             None => {
                 out.insert(t, Reading::Bool(true));
@@ -308,16 +317,23 @@ mod tests {
 
     #[test]
     fn secrets_on_the_command_line_are_redacted_visibly() {
-        use crate::collector::redact;
         let sub = redact::subtype(Subtype::new(
             "grub",
             parse_cmdline(
-                "ro registry_token=abc123 x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijkl",
+                "ro registry_token=abc123 x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijkl \
+                 -- --addr 0.0.0.0:2024 --password hunter2 --quiet --api-token",
             ),
         ));
-        assert_eq!(sub.data["registry_token"], Reading::from(redact::REDACTED));
-        assert_eq!(sub.data["x"], Reading::from(redact::REDACTED));
+        let r = || Reading::from(redact::REDACTED);
+        assert_eq!(sub.data["registry_token"], r());
+        assert_eq!(sub.data["x"], r());
+        assert_eq!(sub.data["--password"], r());
+        assert_eq!(sub.data["--api-token"], Reading::from(""));
         assert_eq!(sub.data["ro"], Reading::Bool(true));
-        assert_eq!(sub.context["redacted"], "registry_token, x");
+        assert_eq!(sub.data["--addr"], Reading::Bool(true));
+        assert_eq!(sub.data["0.0.0.0:2024"], Reading::Bool(true));
+        assert_eq!(sub.data["--quiet"], Reading::Bool(true));
+        assert!(!sub.data.contains_key("hunter2"));
+        assert_eq!(sub.context["redacted"], "--password, registry_token, x");
     }
 }

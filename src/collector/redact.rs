@@ -17,7 +17,7 @@
 //! | word | a URL's user information | `http://user:pass@host/x` | `http://[REDACTED]@host/x` |
 //! | word | a URL query parameter whose name is secret | `https://h/?token=abc&a=1` | `https://h/?token=[REDACTED]&a=1` |
 //! | word | `name=value` whose name is secret (leading dashes ignored); nested up to 8 deep (`a=b=token=x`), anything deeper goes unread | `--bootstrap-token=abc` | `--bootstrap-token=[REDACTED]` |
-//! | words | the word after `Bearer`/`Basic`, after a secret `name:` and after a secret `--flag` | `Authorization: Bearer abc` | `Authorization: Bearer [REDACTED]` |
+//! | words | the word after `Bearer`/`Basic`, after a secret `name:` and after a secret `--flag` (on the kernel command line the flag takes that word as its value) | `Authorization: Bearer abc`, `-- --password x` | `Authorization: Bearer [REDACTED]`, `--password: [REDACTED]` |
 //! | key | a reading key that is itself key material (a bare flag on the kernel command line) is renamed | `AKIAIOSFODNN7EXAMPLE` (flag) | key `[REDACTED]`, then `[REDACTED]#2`, ... |
 //!
 //! Empty values stay empty. Every reading changed is listed in its subtype's
@@ -271,6 +271,23 @@ fn url(w: &str, scheme_end: usize) -> String {
     format!("{head}{authority}{tail}")
 }
 
+fn is_scheme(w: &str) -> bool {
+    w.eq_ignore_ascii_case("bearer") || w.eq_ignore_ascii_case("basic")
+}
+
+/// True when a word says that the next word is a secret: `Bearer`,
+/// `Basic`, a secret `--flag` or a secret `name:`. The kernel command line
+/// parser pairs such a flag with the next word, so the pair is redacted
+/// like `name=value`.
+pub fn names_next_secret(w: &str) -> bool {
+    let name = bare_name(w);
+    is_scheme(w)
+        || (!w.contains('=')
+            && (w.ends_with(':') || w.starts_with('-'))
+            && !name.is_empty()
+            && sensitive_key(name))
+}
+
 /// Free text (a reading, an error message, a program's stderr) with every
 /// secret in it replaced; whitespace is kept as it was. Text with PEM
 /// armour goes whole.
@@ -291,24 +308,12 @@ pub fn text(s: &str) -> String {
         if w.is_empty() {
             break;
         }
-        let lower = w.to_ascii_lowercase();
-        let scheme = matches!(lower.as_str(), "bearer" | "basic");
-        if redact_next && !scheme {
+        if redact_next && !is_scheme(w) {
             out.push_str(REDACTED);
             redact_next = false;
             continue;
         }
-        if scheme {
-            out.push_str(w);
-            redact_next = true;
-            continue;
-        }
-        let name = bare_name(w);
-        if !w.contains('=')
-            && (w.ends_with(':') || w.starts_with('-'))
-            && !name.is_empty()
-            && sensitive_key(name)
-        {
+        if names_next_secret(w) {
             out.push_str(w);
             redact_next = true;
             continue;

@@ -115,13 +115,20 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|c| c.name()).collect()
 }
 
+/// How long past the deadline the runner waits for a collector's answer.
+const GRACE: Duration = Duration::from_millis(250);
+
 /// Runs the collectors concurrently and returns their measurements in the
-/// collectors' order. A collector still running at the deadline is left to
-/// finish on its own; its measurements say it timed out.
+/// collectors' order. A collector still running at the deadline (plus a
+/// short grace) is left behind, the programs it runs killed; its
+/// measurements say it timed out.
 pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement> {
     let ctx = Arc::new(ctx);
     let started = Instant::now();
-    let deadline = started.checked_add(ctx.timeout).unwrap_or(started);
+    // A collector's own deadline (a program it runs) passes a moment after
+    // this one starts counting; the grace lets its more precise reason win
+    // over a plain "timed out", every time.
+    let deadline = started.checked_add(ctx.timeout + GRACE).unwrap_or(started);
     let (tx, rx) = mpsc::channel();
     let mut results: Vec<Option<Result<Vec<Measurement>, String>>> =
         collectors.iter().map(|_| None).collect();

@@ -223,7 +223,7 @@ async fn policy(client: &kube::Client) -> Result<Subtype, String> {
         Reading::from(cp.metadata.name.clone().unwrap_or_default()),
     );
     if let Some(spec) = cp.data.get("spec") {
-        flatten("", spec, &mut data);
+        policy_spec(spec, &mut data);
     }
     if let Some(state) = cp
         .data
@@ -234,6 +234,16 @@ async fn policy(client: &kube::Client) -> Result<Subtype, String> {
         data.insert("status.state".into(), Reading::from(state));
     }
     Ok(Subtype::new("policy", data))
+}
+
+/// The ClusterPolicy spec as dotted readings. Lists (environment
+/// variables, tolerations) become one JSON reading each, so secrets in them
+/// are redacted in the document first, where names and values still sit
+/// together.
+fn policy_spec(spec: &Value, out: &mut BTreeMap<String, Reading>) {
+    let mut spec = spec.clone();
+    super::redact::json(&mut spec);
+    flatten("", &spec, out);
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Reading>) {
@@ -308,5 +318,40 @@ where
         if token.is_none() {
             return Ok(all);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::redact;
+
+    /// A ClusterPolicy whose driver has secret environment variables: the
+    /// reading holds the list with only the secrets redacted, and the
+    /// subtype says which reading was changed.
+    #[test]
+    fn policy_env_secrets_are_redacted() {
+        let spec = serde_json::json!({
+            "driver": {
+                "version": "580.105.08",
+                "env": [{"name": "NGC_API_KEY", "value": "hunter2"}, {"name": "X", "value": "1"}]
+            },
+            "daemonsets": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+        });
+        let mut data = BTreeMap::new();
+        policy_spec(&spec, &mut data);
+        let sub = redact::subtype(Subtype::new("policy", data));
+        assert_eq!(
+            sub.data["driver.env"],
+            Reading::from(
+                r#"[{"name":"NGC_API_KEY","value":"[REDACTED]"},{"name":"X","value":"1"}]"#
+            )
+        );
+        assert_eq!(
+            sub.data["daemonsets.tolerations"],
+            Reading::from(r#"[{"key":"nvidia.com/gpu","operator":"Exists"}]"#)
+        );
+        assert_eq!(sub.data["driver.version"], Reading::from("580.105.08"));
+        assert_eq!(sub.context["redacted"], "driver.env");
     }
 }

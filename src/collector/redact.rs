@@ -18,6 +18,7 @@
 //! | word | a URL query parameter whose name is secret | `https://h/?token=abc&a=1` | `https://h/?token=[REDACTED]&a=1` |
 //! | word | `name=value` whose name is secret (leading dashes ignored); nested up to 8 deep (`a=b=token=x`), anything deeper goes unread | `--bootstrap-token=abc` | `--bootstrap-token=[REDACTED]` |
 //! | words | the word after `Bearer`/`Basic`, after a secret `name:` and after a secret `--flag` (on the kernel command line the flag takes that word as its value) | `Authorization: Bearer abc`, `-- --password x` | `Authorization: Bearer [REDACTED]`, `--password: [REDACTED]` |
+//! | JSON | in a Kubernetes document (the ClusterPolicy spec, before its lists become readings): the `value` of a `{name, value}` pair whose name is secret; a field named `key` is a key's name, not a secret | `{"name":"NGC_API_KEY","value":"abc"}` | `{"name":"NGC_API_KEY","value":"[REDACTED]"}` |
 //! | key | a reading key that is itself key material (a bare flag on the kernel command line) is renamed | `AKIAIOSFODNN7EXAMPLE` (flag) | key `[REDACTED]`, then `[REDACTED]#2`, ... |
 //!
 //! Empty values stay empty. Every reading changed is listed in its subtype's
@@ -323,6 +324,45 @@ pub fn text(s: &str) -> String {
     out
 }
 
+/// Redacts a JSON document in place (a Kubernetes object's spec, before it
+/// is flattened into readings): values under secret keys, the `value` of a
+/// `{name, value}` pair whose name is secret (a container's environment
+/// variable), and secrets in strings. A field named exactly `key` is a
+/// Kubernetes key's name (tolerations, selectors, `configMapKeyRef`), not a
+/// secret, so only its text is checked. True when something changed.
+pub fn json(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let secret_pair = m.contains_key("value")
+                && m.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(sensitive_key);
+            let mut changed = false;
+            for (k, x) in m.iter_mut() {
+                let empty = x.is_null() || x.as_str() == Some("");
+                let secret = (secret_pair && k == "value")
+                    || (k != "key" && k != "keys" && sensitive_key(k));
+                if secret && !empty {
+                    *x = Value::String(REDACTED.to_string());
+                    changed = true;
+                } else {
+                    changed |= json(x);
+                }
+            }
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| json(x) || c),
+        Value::String(s) => {
+            let t = text(s);
+            let changed = t != *s;
+            *s = t;
+            changed
+        }
+        _ => false,
+    }
+}
+
 /// `Some(replacement)` when a reading must not leave the node as it is:
 /// its key names a secret (the whole value goes), or secrets are found in
 /// its text (only they go).
@@ -358,15 +398,14 @@ pub fn subtype(sub: Subtype) -> Subtype {
             name
         };
         let v = match v {
-            Reading::Text(t) => match check(&key, &t) {
-                Some(r) => {
-                    if !hidden.contains(&key) {
-                        hidden.push(key.clone());
-                    }
-                    Reading::Text(r)
+            Reading::Text(t) => {
+                let t = check(&key, &t).unwrap_or(t);
+                // Also a value redacted earlier (a JSON array's element).
+                if t.contains(REDACTED) && !hidden.contains(&key) {
+                    hidden.push(key.clone());
                 }
-                None => Reading::Text(t),
-            },
+                Reading::Text(t)
+            }
             other => other,
         };
         data.insert(key, v);
@@ -563,6 +602,42 @@ mod tests {
             };
             assert_eq!(&got, want, "{key} = {value:?}");
         }
+    }
+
+    #[test]
+    fn json_documents() {
+        let mut spec = serde_json::json!({
+            "driver": {
+                "env": [
+                    {"name": "NGC_API_KEY", "value": "abc"},
+                    {"name": "HTTP_PROXY", "value": "http://u:p@proxy:3128"},
+                    {"name": "LOG_LEVEL", "value": "debug"},
+                    {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}
+                ],
+                "licensingConfig": {"secretName": "licensing", "nlsEnabled": true},
+                "repoConfig": {"token": "hunter2", "emptyToken": ""}
+            },
+            "daemonsets": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+        });
+        assert!(json(&mut spec));
+        assert_eq!(
+            spec,
+            serde_json::json!({
+                "driver": {
+                    "env": [
+                        {"name": "NGC_API_KEY", "value": R},
+                        {"name": "HTTP_PROXY", "value": "http://[REDACTED]@proxy:3128"},
+                        {"name": "LOG_LEVEL", "value": "debug"},
+                        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}
+                    ],
+                    "licensingConfig": {"secretName": "licensing", "nlsEnabled": true},
+                    "repoConfig": {"token": R, "emptyToken": ""}
+                },
+                "daemonsets": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+            })
+        );
+        let mut plain = serde_json::json!({"a": [1, "b", {"key": "x"}]});
+        assert!(!json(&mut plain));
     }
 
     #[test]

@@ -352,7 +352,14 @@ pub fn json(v: &mut serde_json::Value) -> bool {
             }
             changed
         }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| json(x) || c),
+        Value::Array(a) => {
+            // Every element is visited: no short circuit.
+            let mut changed = false;
+            for x in a.iter_mut() {
+                changed |= json(x);
+            }
+            changed
+        }
         Value::String(s) => {
             let t = text(s);
             let changed = t != *s;

@@ -235,8 +235,9 @@ pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The node's hostname, read under the root within the collectors'
-/// deadline; `unknown` when it cannot be read in time.
+/// The node's hostname (the first line of its file), read under the root
+/// within the collectors' deadline; `unknown` when it cannot be read in
+/// time.
 fn hostname(ctx: &Context) -> String {
     let ctx2 = ctx.clone();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -246,7 +247,7 @@ fn hostname(ctx: &Context) -> String {
             let name = ["/proc/sys/kernel/hostname", "/etc/hostname"]
                 .iter()
                 .find_map(|p| ctx2.read(p, 4096).ok())
-                .map(|s| s.trim().to_string())
+                .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
                 .filter(|s| !s.is_empty());
             let _ = tx.send(name);
         });

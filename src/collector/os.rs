@@ -96,10 +96,11 @@ fn sysctl(ctx: &Context) -> Subtype {
         .clamp(1, 4);
     let chunk = files.len().div_ceil(threads).max(1);
     let part_len = chunk;
+    let root = ctx.root.as_path();
     let results: Vec<(Vec<(String, Reading)>, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| scope.spawn(move || read_sysctl_files(part)))
+            .map(|part| scope.spawn(move || read_sysctl_files(root, part)))
             .collect();
         handles
             .into_iter()
@@ -181,14 +182,14 @@ fn list_sysctl(
 /// Reads sysctl files; write-only entries (stat_refresh, compact_memory ...),
 /// those that need privileges and anything not a small regular file are
 /// counted, not read.
-fn read_sysctl_files(files: &[(String, PathBuf)]) -> (Vec<(String, Reading)>, usize) {
+fn read_sysctl_files(root: &Path, files: &[(String, PathBuf)]) -> (Vec<(String, Reading)>, usize) {
     let mut out = Vec::with_capacity(files.len());
     let mut failed = 0;
     let mut buf = Vec::with_capacity(16 * 1024);
     for (key, path) in files {
         // procfs returns a whole small entry in one read.
         let one_read = path.starts_with("/proc/");
-        match rootfs::read_regular(path, MAX_FILE, &mut buf, one_read) {
+        match rootfs::read_regular(root, path, MAX_FILE, &mut buf, one_read) {
             Ok(()) => out.push((
                 key.clone(),
                 Reading::from(String::from_utf8_lossy(&buf).trim()),

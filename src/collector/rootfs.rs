@@ -8,9 +8,11 @@
 //! report the live host, or exhaust memory.
 //!
 //! Resolution happens in user space, one component at a time, so it works
-//! on every kernel; a root that is changed while it is read can still race
-//! the check of a directory component against its use (the final open is
-//! checked with `O_NOFOLLOW` and `fstat`).
+//! on every kernel. The open that follows is done by the kernel beneath the
+//! root with no link followed at all (`openat2` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`, Linux 5.6+), so a directory swapped for a link
+//! between the two fails instead of leading out; where `openat2` is not
+//! available the last component is still opened with `O_NOFOLLOW`.
 
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
@@ -35,6 +37,8 @@ pub enum ReadError {
     TooLarge(u64),
     #[error("too many levels of symbolic links")]
     Loop,
+    #[error("it leads out of the root")]
+    OutsideRoot,
     #[error("{0}")]
     Io(String),
 }
@@ -134,15 +138,16 @@ fn push_components(pending: &mut Vec<OsString>, p: &Path) {
 pub fn read(root: &Path, abs: &str, cap: u64) -> Result<String, ReadError> {
     let path = resolve(root, abs)?;
     let mut buf = Vec::new();
-    read_regular(&path, cap, &mut buf, false)?;
+    read_regular(root, &path, cap, &mut buf, false)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Reads the regular file at `path` (already resolved: it is not followed
-/// if it is a link) into `buf`, at most `cap` bytes. With `one_read`, a
+/// Reads the regular file at `path` (already resolved under `root`: no
+/// link on the way is followed) into `buf`, at most `cap` bytes. With `one_read`, a
 /// read that does not fill the buffer ends the file (procfs answers a small
 /// entry in one read), which saves a system call per sysctl entry.
 pub fn read_regular(
+    root: &Path,
     path: &Path,
     cap: u64,
     buf: &mut Vec<u8>,
@@ -152,7 +157,7 @@ pub fn read_regular(
     if !before.is_file() {
         return Err(ReadError::NotRegular(kind_of(&before)));
     }
-    let file = open_nonblocking(path)?;
+    let file = open_beneath(root, path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(ReadError::NotRegular(kind_of(&meta)));
@@ -179,6 +184,68 @@ pub fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::new();
     read_capped(file, cap, &mut buf, false)?;
     Ok(buf)
+}
+
+/// Opens `path`, a resolved path under `root`, non-blocking: beneath the
+/// root and following no link where the kernel can (see the module doc),
+/// else with `O_NOFOLLOW` on the last component.
+fn open_beneath(root: &Path, path: &Path) -> Result<File, ReadError> {
+    #[cfg(target_os = "linux")]
+    if let Ok(rel) = path.strip_prefix(root) {
+        if let Some(opened) = openat2_beneath(root, rel) {
+            return opened;
+        }
+    }
+    open_nonblocking(path)
+}
+
+/// `openat2(root, rel, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS)`; `None` when the kernel (or a seccomp filter)
+/// does not offer it.
+#[cfg(target_os = "linux")]
+fn openat2_beneath(root: &Path, rel: &Path) -> Option<Result<File, ReadError>> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)
+    {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let name = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open_how is plain integers, for which all zeroes is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `dir` is an open directory, `name` a NUL-terminated path and
+    // `how` a valid open_how of the size passed, all alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL) => None,
+            Some(libc::EXDEV) => Some(Err(ReadError::OutsideRoot)),
+            _ => Some(Err(e.into())),
+        };
+    }
+    let fd = i32::try_from(fd).ok()?;
+    // SAFETY: openat2 returned a new file descriptor that nothing else owns.
+    Some(Ok(unsafe { File::from_raw_fd(fd) }))
 }
 
 fn open_nonblocking(path: &Path) -> Result<File, ReadError> {
@@ -247,6 +314,39 @@ mod tests {
             "ID=inside\n"
         );
         assert_eq!(resolve(r, "/etc/top").unwrap(), r.to_path_buf());
+    }
+
+    /// The kernel-side open follows no link and stays beneath the root:
+    /// a link where a resolved path had a directory is refused.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_open_follows_no_link() {
+        let root = tree();
+        let r = root.path();
+        symlink("/usr/lib", r.join("etc/lib")).unwrap();
+        match openat2_beneath(r, Path::new("etc/lib/os-release")) {
+            None => eprintln!("openat2 is not available here; O_NOFOLLOW is used"),
+            Some(res) => {
+                assert_eq!(res.err(), Some(ReadError::Loop));
+                let mut s = String::new();
+                openat2_beneath(r, Path::new("usr/lib/os-release"))
+                    .unwrap()
+                    .unwrap()
+                    .read_to_string(&mut s)
+                    .unwrap();
+                assert_eq!(s, "ID=inside\n");
+                assert_eq!(
+                    openat2_beneath(r, Path::new("../etc")).unwrap().err(),
+                    Some(ReadError::OutsideRoot)
+                );
+            }
+        }
+        // Both ways, a swapped-in link on the last component is refused.
+        assert_eq!(
+            read_regular(r, &r.join("etc/lib"), 10, &mut Vec::new(), false),
+            Err(ReadError::NotRegular("a symbolic link"))
+        );
+        assert!(open_nonblocking(&r.join("etc/lib")).is_err());
     }
 
     #[test]

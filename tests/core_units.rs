@@ -562,17 +562,28 @@ fn verify_reports_missing_changed_and_extra_files() {
     }
 }
 
-/// A directory where a file is listed counts as changed, not as a file.
+/// A path listed as a file and as a directory is a malformed list.
 #[test]
-fn verify_a_directory_in_place_of_a_file_is_changed() {
+fn verify_refuses_a_path_listed_as_file_and_directory() {
     let dir = bundle_dir(
         &[("a/inner.txt", "")],
         &format!("{}  a\n{}  a/inner.txt\n", sum(""), sum("")),
     );
+    let err = checksum::verify(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.ends_with("checksums.txt line 0: a is listed as a file and as a directory; expected '<sha256>  <relative path>'"),
+        "{err}"
+    );
+}
+
+/// A directory where a file is listed counts as changed, not as a file.
+#[test]
+fn verify_a_directory_in_place_of_a_file_is_changed() {
+    let dir = bundle_dir(&[("a/inner.txt", "")], &format!("{}  a\n", sum("")));
     let r = checksum::verify(dir.path()).unwrap();
     assert!(!r.verified);
     assert_eq!(r.changed, ["a"]);
-    assert_eq!(r.files, 1);
+    assert_eq!(r.extra, ["a/inner.txt"]);
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub struct SnapshotArgs {
     )]
     pub exclude: Vec<String>,
 
-    /// Deadline of each collector, e.g. 500ms, 10s, 1m
+    /// Deadline of each collector, e.g. 500ms, 10s, 1m (at most 1h)
     #[arg(
         long,
         value_name = "DURATION",
@@ -112,15 +112,7 @@ impl Settings {
                 UsageError("--filter and --exclude leave no collector to run".into()).into(),
             );
         }
-        let timeout = humantime::parse_duration(&args.timeout)
-            .ok()
-            .filter(|d| *d > Duration::ZERO)
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "invalid --timeout {:?}: give a positive duration such as 500ms, 10s or 1m",
-                    args.timeout
-                ))
-            })?;
+        let timeout = parse_timeout(&args.timeout)?;
         if !args.root.is_dir() {
             return Err(
                 UsageError(format!("--root {}: not a directory", args.root.display())).into(),
@@ -147,18 +139,53 @@ impl Settings {
     }
 }
 
+/// The longest `--timeout` accepted.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// `--timeout`: a positive duration of at most [`MAX_TIMEOUT`].
+fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
+    let invalid = |why: &str| {
+        UsageError(format!(
+            "invalid --timeout {text:?}: {why}; give a positive duration of at most 1h, such as 500ms, 10s or 1m"
+        ))
+    };
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err(invalid("it is zero")),
+        Ok(d) if d > MAX_TIMEOUT => Err(invalid("it is longer than 1h")),
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => {
+            Err(invalid("the number is too large or too precise"))
+        }
+        Err(_) => Err(invalid("not a duration")),
+    }
+}
+
 /// `-k`, then `$KUBECONFIG` (first existing entry), then `~/.kube/config`,
-/// then the in-cluster service account.
+/// then the in-cluster service account. `-k` must name a regular file.
 fn cluster_config(flag: Option<PathBuf>) -> Result<ClusterConfig> {
     if let Some(p) = flag {
-        if let Err(io) = std::fs::metadata(&p) {
-            return Err(crate::serializer::Error::Read {
-                path: format!("--kubeconfig {}", p.display()),
-                io,
+        match std::fs::metadata(&p) {
+            Err(io) => {
+                return Err(crate::serializer::Error::Read {
+                    path: format!("--kubeconfig {}", p.display()),
+                    io,
+                }
+                .into())
             }
-            .into());
+            Ok(m) if !m.is_file() => {
+                let what = if m.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                return Err(UsageError(format!(
+                    "--kubeconfig {}: {what}; give a kubeconfig file",
+                    p.display()
+                ))
+                .into());
+            }
+            Ok(_) => return Ok(ClusterConfig::Kubeconfig(p)),
         }
-        return Ok(ClusterConfig::Kubeconfig(p));
     }
     if let Some(list) = std::env::var_os("KUBECONFIG") {
         if let Some(p) = std::env::split_paths(&list).find(|p| p.is_file()) {
@@ -179,11 +206,10 @@ fn cluster_config(flag: Option<PathBuf>) -> Result<ClusterConfig> {
 
 pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
     let mut settings = Settings::resolve(args)?;
-    let node = settings
-        .context
-        .node_name
-        .clone()
-        .unwrap_or_else(|| hostname(&settings.context));
+    let node = match settings.context.node_name.clone() {
+        Some(n) => n,
+        None => hostname(&settings.context),
+    };
     settings.context.node_name = Some(node.clone());
     let measurements = collector::run(settings.collectors, settings.context);
     let mut metadata = std::collections::BTreeMap::new();
@@ -203,20 +229,31 @@ pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
     };
     let text = match settings.format {
         Format::Table => snapshot.to_table(),
-        f => serializer::render(
-            &serde_json::to_value(&snapshot).expect("a snapshot serialises"),
-            f,
-        ),
+        f => serializer::render(&serde_json::to_value(&snapshot)?, f),
     };
     emit(&settings.output, &text)?;
     Ok(ExitStatus::Success)
 }
 
+/// The node's hostname (the first line of its file), read under the root
+/// within the collectors' deadline; `unknown` when it cannot be read in
+/// time.
 fn hostname(ctx: &Context) -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(ctx.path(p)).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    let ctx2 = ctx.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("hostname".into())
+        .spawn(move || {
+            let name = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+                .iter()
+                .find_map(|p| ctx2.read(p, 4096).ok())
+                .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+                .filter(|s| !s.is_empty());
+            let _ = tx.send(name);
+        });
+    let name = match spawned {
+        Ok(_) => rx.recv_timeout(ctx.timeout).ok().flatten(),
+        Err(_) => None,
+    };
+    name.unwrap_or_else(|| "unknown".into())
 }

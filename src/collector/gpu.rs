@@ -402,11 +402,16 @@ fn from_smi(ctx: &Context) -> Result<GpuInfo, Failure> {
     parse_smi_xml(&xml).map_err(|e| Failure::Failed(format!("nvidia-smi -q -x: {e}")))
 }
 
+/// The most XML nodes read from `nvidia-smi -q -x`.
+const MAX_XML_NODES: u32 = 200_000;
+
 /// Parses the output of `nvidia-smi -q -x`.
 pub fn parse_smi_xml(xml: &str) -> Result<GpuInfo, String> {
     let options = roxmltree::ParsingOptions {
         // The output declares an external DTD, which is not fetched.
         allow_dtd: true,
+        // A real log has a few hundred nodes per GPU.
+        nodes_limit: MAX_XML_NODES,
         ..roxmltree::ParsingOptions::default()
     };
     let doc = roxmltree::Document::parse_with_options(xml, options).map_err(|e| e.to_string())?;
@@ -698,6 +703,56 @@ mod tests {
         let no_name = "<nvidia_smi_log><driver_version>1</driver_version><gpu/></nvidia_smi_log>";
         let err = parse_smi_xml(no_name).unwrap_err();
         assert!(err.contains("product_name"), "{err}");
+    }
+
+    /// Hostile or odd output never panics: an error, or what can be read.
+    #[test]
+    fn odd_xml_is_an_error_or_a_reading_never_a_panic() {
+        let laughs = format!(
+            "<!DOCTYPE l [<!ENTITY a \"{}\">{}]><nvidia_smi_log><driver_version>&j;</driver_version></nvidia_smi_log>",
+            "x".repeat(100),
+            (b'b'..=b'j')
+                .map(|c| {
+                    let prev = (c - 1) as char;
+                    format!("<!ENTITY {} \"{}\">", c as char, format!("&{prev};").repeat(10))
+                })
+                .collect::<String>()
+        );
+        // Deep nesting: parsed without recursion, and no GPU in it.
+        let deep = format!(
+            "<nvidia_smi_log><driver_version>1</driver_version>{}{}</nvidia_smi_log>",
+            "<gpu>".repeat(100_000),
+            "</gpu>".repeat(100_000)
+        );
+        let err = parse_smi_xml(&deep).unwrap_err();
+        assert_eq!(err, "GPU 0: no <product_name>");
+        let many = format!(
+            "<nvidia_smi_log><driver_version>1</driver_version>{}</nvidia_smi_log>",
+            "<x/>".repeat(MAX_XML_NODES as usize + 1)
+        );
+        for xml in [laughs.as_str(), many.as_str()] {
+            assert!(parse_smi_xml(xml).is_err());
+        }
+        // Numbers that are not numbers or do not fit, an odd name, empty
+        // MIG elements.
+        let odd = "<nvidia_smi_log><driver_version>1</driver_version><gpu id=\"\">\
+             <product_name>NVIDIA \u{1F600} H100</product_name>\
+             <fb_memory_usage><total>1e400 MiB</total></fb_memory_usage>\
+             <max_clocks><sm_clock>-inf MHz</sm_clock><mem_clock>99999999999999999999999 MHz</mem_clock></max_clocks>\
+             <power_readings><power_limit>NaN W</power_limit></power_readings>\
+             <mig_mode/><mig_devices><mig_device/><mig_device/></mig_devices></gpu></nvidia_smi_log>";
+        let info = parse_smi_xml(odd).unwrap();
+        let d = &info.devices[0];
+        assert_eq!(d.name, "NVIDIA \u{1F600} H100");
+        assert_eq!(normalise_model(&d.name), "h100");
+        assert_eq!(d.memory_total_mib, None);
+        assert_eq!(d.clocks_max_sm_mhz, None);
+        assert_eq!(d.clocks_max_mem_mhz, Some(i64::MAX));
+        assert_eq!(d.power_limit_w, None);
+        assert_eq!(d.pci_bus_id, None);
+        assert_eq!(d.mig_mode.as_deref(), Some("N/A"));
+        assert_eq!(d.mig_instances, Some(2));
+        assert_eq!(measurement(&info).subtypes.len(), 2);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! `NodeTopology` (this node's labels and taints, and a cluster summary).
 //! Without a kubeconfig or in-cluster configuration both measurements say
 //! so; a request that fails marks its subtype unavailable with the reason.
+//! The client library's own log lines are not shown: what they report comes
+//! back as those reasons.
 
 use std::collections::BTreeMap;
 
@@ -37,9 +39,16 @@ impl Collector for Kubernetes {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        rt.block_on(async {
-            let client = crate::k8s::client(kubeconfig, ctx.timeout).await?;
-            collect(client, ctx.node_name.as_deref()).await
+        // The client library logs its own failures (`error: ... client
+        // error (Connect)`); they come back as reasons here, so its log
+        // lines are dropped at the source: this thread, which runs every
+        // future of the single-threaded runtime, has no subscriber.
+        let quiet = tracing::subscriber::NoSubscriber::default();
+        tracing::subscriber::with_default(quiet, || {
+            rt.block_on(async {
+                let client = crate::k8s::client(kubeconfig, ctx.timeout).await?;
+                collect(client, ctx.node_name.as_deref()).await
+            })
         })
     }
 }
@@ -214,7 +223,7 @@ async fn policy(client: &kube::Client) -> Result<Subtype, String> {
         Reading::from(cp.metadata.name.clone().unwrap_or_default()),
     );
     if let Some(spec) = cp.data.get("spec") {
-        flatten("", spec, &mut data);
+        policy_spec(spec, &mut data);
     }
     if let Some(state) = cp
         .data
@@ -224,7 +233,17 @@ async fn policy(client: &kube::Client) -> Result<Subtype, String> {
     {
         data.insert("status.state".into(), Reading::from(state));
     }
-    Ok(super::redact::subtype(Subtype::new("policy", data)))
+    Ok(Subtype::new("policy", data))
+}
+
+/// The ClusterPolicy spec as dotted readings. Lists (environment
+/// variables, tolerations) become one JSON reading each, so secrets in them
+/// are redacted in the document first, where names and values still sit
+/// together.
+fn policy_spec(spec: &Value, out: &mut BTreeMap<String, Reading>) {
+    let mut spec = spec.clone();
+    super::redact::json(&mut spec);
+    flatten("", &spec, out);
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Reading>) {
@@ -299,5 +318,40 @@ where
         if token.is_none() {
             return Ok(all);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::redact;
+
+    /// A ClusterPolicy whose driver has secret environment variables: the
+    /// reading holds the list with only the secrets redacted, and the
+    /// subtype says which reading was changed.
+    #[test]
+    fn policy_env_secrets_are_redacted() {
+        let spec = serde_json::json!({
+            "driver": {
+                "version": "580.105.08",
+                "env": [{"name": "NGC_API_KEY", "value": "hunter2"}, {"name": "X", "value": "1"}]
+            },
+            "daemonsets": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+        });
+        let mut data = BTreeMap::new();
+        policy_spec(&spec, &mut data);
+        let sub = redact::subtype(Subtype::new("policy", data));
+        assert_eq!(
+            sub.data["driver.env"],
+            Reading::from(
+                r#"[{"name":"NGC_API_KEY","value":"[REDACTED]"},{"name":"X","value":"1"}]"#
+            )
+        );
+        assert_eq!(
+            sub.data["daemonsets.tolerations"],
+            Reading::from(r#"[{"key":"nvidia.com/gpu","operator":"Exists"}]"#)
+        );
+        assert_eq!(sub.data["driver.version"], Reading::from("580.105.08"));
+        assert_eq!(sub.context["redacted"], "driver.env");
     }
 }

@@ -4,14 +4,19 @@
 //! times out yields measurements marked unavailable with the reason, and the
 //! rest still come out. Output order is fixed, whatever finishes first.
 //!
-//! Every collector reads files through `Context::path`, under a root
+//! Every collector reads files through [`Context::read`], under a root
 //! directory (`/` by default), so tests run them over fixture trees and an
-//! operator can read a mounted host filesystem.
+//! operator can read a mounted host filesystem; [`rootfs`] keeps those reads
+//! inside the root, away from FIFOs and devices, and capped in size.
+//! Programs run through [`process`], which kills them at the deadline.
+//! Whatever a collector returns is redacted here, in one place ([`redact`]).
 
 pub mod gpu;
 pub mod k8s;
 pub mod os;
+pub mod process;
 pub mod redact;
+pub mod rootfs;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};
@@ -59,9 +64,15 @@ pub struct Context {
 }
 
 impl Context {
-    /// A path on the node, read under the root: `path("/etc/os-release")`.
-    pub fn path(&self, abs: &str) -> PathBuf {
-        self.root.join(abs.trim_start_matches('/'))
+    /// The path on this machine of a path on the node: `/etc/os-release`
+    /// under the root, symbolic links resolved inside the root.
+    pub fn resolve(&self, abs: &str) -> Result<PathBuf, rootfs::ReadError> {
+        rootfs::resolve(&self.root, abs)
+    }
+
+    /// Reads a regular file of the node, at most `cap` bytes, as text.
+    pub fn read(&self, abs: &str, cap: u64) -> Result<String, rootfs::ReadError> {
+        rootfs::read(&self.root, abs, cap)
     }
 
     /// True when the root is the live host, where commands may be run.
@@ -104,15 +115,27 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|c| c.name()).collect()
 }
 
+/// How long past the deadline the runner waits for a collector's answer.
+const GRACE: Duration = Duration::from_millis(250);
+
 /// Runs the collectors concurrently and returns their measurements in the
-/// collectors' order. A collector still running at the deadline is left to
-/// finish on its own; its measurements say it timed out.
+/// collectors' order. A collector still running at the deadline (plus a
+/// short grace) is left behind, the programs it runs killed; its
+/// measurements say it timed out.
 pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement> {
     let ctx = Arc::new(ctx);
+    let started = Instant::now();
+    // A collector's own deadline (a program it runs) passes a moment after
+    // this one starts counting; the grace lets its more precise reason win
+    // over a plain "timed out", every time.
+    let deadline = started.checked_add(ctx.timeout + GRACE).unwrap_or(started);
     let (tx, rx) = mpsc::channel();
+    let mut results: Vec<Option<Result<Vec<Measurement>, String>>> =
+        collectors.iter().map(|_| None).collect();
+    let mut pending = 0;
     for (i, c) in collectors.iter().enumerate() {
         let (c, ctx, tx) = (Arc::clone(c), Arc::clone(&ctx), tx.clone());
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("collector-{}", c.name()))
             .spawn(move || {
                 let started = Instant::now();
@@ -124,14 +147,14 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
                     "collected"
                 );
                 let _ = tx.send((i, result));
-            })
-            .expect("a collector thread starts");
+            });
+        match spawned {
+            Ok(_) => pending += 1,
+            Err(e) => results[i] = Some(Err(format!("cannot start a thread: {e}"))),
+        }
     }
     drop(tx);
-    let deadline = Instant::now() + ctx.timeout;
-    let mut results: Vec<Option<Result<Vec<Measurement>, String>>> =
-        collectors.iter().map(|_| None).collect();
-    let mut pending = collectors.len();
+    let mut stopped = false;
     while pending > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -139,25 +162,41 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
                 results[i] = Some(r);
                 pending -= 1;
             }
-            Err(_) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                stopped = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
         }
     }
+    // Programs of collectors past the deadline go now, not when aicr exits.
+    process::kill_all();
     let mut out = Vec::new();
     for (c, r) in collectors.iter().zip(results) {
         let r = r.unwrap_or_else(|| {
-            Err(format!(
-                "timed out after {}",
-                humantime::format_duration(ctx.timeout)
-            ))
+            Err(if stopped {
+                "the collector stopped without a result (a defect)".to_string()
+            } else {
+                format!(
+                    "timed out after {}",
+                    humantime::format_duration(ctx.timeout)
+                )
+            })
         });
         match r {
             Ok(ms) => {
                 // Keep the declared order even if a collector returned another.
                 for kind in c.kinds() {
-                    out.extend(ms.iter().filter(|m| m.kind == *kind).cloned());
+                    out.extend(
+                        ms.iter()
+                            .filter(|m| m.kind == *kind)
+                            .cloned()
+                            .map(redact::measurement),
+                    );
                 }
             }
             Err(reason) => {
+                let reason = redact::text(&reason);
                 tracing::warn!("{}: unavailable: {reason}", c.name());
                 out.extend(
                     c.kinds()
@@ -170,51 +209,7 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
     out
 }
 
-/// Runs a program with a deadline; kills it when the deadline passes.
+/// Runs a program with a deadline; see [`process::run`].
 pub fn run_program(program: &Path, args: &[&str], timeout: Duration) -> Result<String, String> {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    let shown = program.display();
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{shown} did not finish within {}",
-                    humantime::format_duration(timeout)
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("waiting for {shown}: {e}")),
-        }
-    };
-    let out = reader.join().unwrap_or_default();
-    if !status.success() {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        return Err(format!(
-            "{shown} {} failed ({status}): {}",
-            args.join(" "),
-            err.trim()
-        ));
-    }
-    String::from_utf8(out).map_err(|_| format!("{shown} printed text that is not UTF-8"))
+    process::run(program, args, timeout)
 }

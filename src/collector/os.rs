@@ -7,9 +7,9 @@
 //! left out so two snapshots of an unchanged node are identical.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::redact;
+use super::{redact, rootfs};
 use super::{Collector, Context};
 use crate::measurement::{Measurement, MeasurementType, Reading, Subtype};
 
@@ -30,23 +30,22 @@ impl Collector for Os {
     }
 }
 
-fn read(ctx: &Context, abs: &str) -> Result<String, String> {
-    std::fs::read_to_string(ctx.path(abs))
-        .map_err(|e| format!("cannot read {abs}: {}", plain_io(&e)))
-}
+/// The most read of one file: os-release, the command line, a sysctl entry.
+const MAX_FILE: u64 = 64 * 1024;
+/// The most read of /proc/modules (a few hundred lines on a real node).
+const MAX_MODULES: u64 = 4 << 20;
+/// The most sysctl entries walked, and how deep.
+const MAX_SYSCTL_ENTRIES: usize = 20_000;
+const MAX_SYSCTL_DEPTH: usize = 12;
 
-/// An I/O error without the "(os error N)" suffix.
-fn plain_io(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+fn read(ctx: &Context, abs: &str, cap: u64) -> Result<String, String> {
+    ctx.read(abs, cap)
+        .map_err(|e| format!("cannot read {abs}: {e}"))
 }
 
 fn release(ctx: &Context) -> Subtype {
-    let text =
-        read(ctx, "/etc/os-release").or_else(|e| read(ctx, "/usr/lib/os-release").map_err(|_| e));
+    let text = read(ctx, "/etc/os-release", MAX_FILE)
+        .or_else(|e| read(ctx, "/usr/lib/os-release", MAX_FILE).map_err(|_| e));
     match text {
         Ok(t) => Subtype::new("release", parse_os_release(&t)),
         Err(e) => Subtype::unavailable("release", e),
@@ -54,7 +53,7 @@ fn release(ctx: &Context) -> Subtype {
 }
 
 fn kernel(ctx: &Context) -> Subtype {
-    match read(ctx, "/proc/sys/kernel/osrelease") {
+    match read(ctx, "/proc/sys/kernel/osrelease", MAX_FILE) {
         Ok(t) => {
             let mut data = BTreeMap::new();
             data.insert("release".to_string(), Reading::from(t.trim()));
@@ -65,41 +64,47 @@ fn kernel(ctx: &Context) -> Subtype {
 }
 
 fn grub(ctx: &Context) -> Subtype {
-    match read(ctx, "/proc/cmdline") {
-        Ok(t) => redact::subtype(Subtype::new("grub", parse_cmdline(&t))),
+    match read(ctx, "/proc/cmdline", MAX_FILE) {
+        Ok(t) => Subtype::new("grub", parse_cmdline(&t)),
         Err(e) => Subtype::unavailable("grub", e),
     }
 }
 
 fn kmod(ctx: &Context) -> Subtype {
-    match read(ctx, "/proc/modules") {
+    match read(ctx, "/proc/modules", MAX_MODULES) {
         Ok(t) => Subtype::new("kmod", parse_modules(&t)),
         Err(e) => Subtype::unavailable("kmod", e),
     }
 }
 
 fn sysctl(ctx: &Context) -> Subtype {
-    let dir = ctx.path("/proc/sys");
-    if !dir.is_dir() {
-        return Subtype::unavailable("sysctl", "/proc/sys is absent");
-    }
+    let dir = match ctx.resolve("/proc/sys") {
+        Ok(d) if d.is_dir() => d,
+        Ok(_) => return Subtype::unavailable("sysctl", "/proc/sys is not a directory"),
+        Err(rootfs::ReadError::NotFound) => {
+            return Subtype::unavailable("sysctl", "/proc/sys is absent")
+        }
+        Err(e) => return Subtype::unavailable("sysctl", format!("cannot read /proc/sys: {e}")),
+    };
     let mut files = Vec::with_capacity(2048);
     let mut unreadable = 0usize;
-    list_sysctl(&dir, "/proc/sys", &mut files, &mut unreadable);
+    list_sysctl(&dir, "/proc/sys", 0, &mut files, &mut unreadable);
     // Reading ~1,300 small files is the bulk of a snapshot: spread it over
     // a few threads, each with one reused buffer and one read per file.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let chunk = files.len().div_ceil(threads).max(1);
+    let part_len = chunk;
+    let root = ctx.root.as_path();
     let results: Vec<(Vec<(String, Reading)>, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| scope.spawn(move || read_sysctl_files(part)))
+            .map(|part| scope.spawn(move || read_sysctl_files(root, part)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("sysctl reader does not panic"))
+            .map(|h| h.join().unwrap_or_else(|_| (Vec::new(), part_len)))
             .collect()
     });
     let mut data = BTreeMap::new();
@@ -107,7 +112,7 @@ fn sysctl(ctx: &Context) -> Subtype {
         data.extend(readings);
         unreadable += failed;
     }
-    let mut sub = redact::subtype(Subtype::new("sysctl", data));
+    let mut sub = Subtype::new("sysctl", data);
     if unreadable > 0 {
         sub.context.insert(
             "unreadable".into(),
@@ -135,67 +140,61 @@ const VOLATILE: &[&str] = &[
     "/proc/sys/net/netfilter/nf_conntrack_count",
 ];
 
+/// Lists the entries under `dir` (already resolved under the root): links
+/// are not followed, and the walk stops at [`MAX_SYSCTL_ENTRIES`] entries
+/// and [`MAX_SYSCTL_DEPTH`] levels (what is left is counted unreadable).
 fn list_sysctl(
     dir: &Path,
     key: &str,
-    files: &mut Vec<(String, std::path::PathBuf)>,
+    depth: usize,
+    files: &mut Vec<(String, PathBuf)>,
     unreadable: &mut usize,
 ) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         *unreadable += 1;
         return;
     };
+    if depth > MAX_SYSCTL_DEPTH {
+        *unreadable += 1;
+        return;
+    }
     for entry in entries.flatten() {
+        if files.len() >= MAX_SYSCTL_ENTRIES {
+            *unreadable += 1;
+            return;
+        }
         let k = format!("{key}/{}", entry.file_name().to_string_lossy());
         if VOLATILE.contains(&k.as_str()) {
             continue;
         }
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
-            list_sysctl(&entry.path(), &k, files, unreadable);
+            list_sysctl(&entry.path(), &k, depth + 1, files, unreadable);
         } else if ft.is_file() {
             files.push((k, entry.path()));
+        } else {
+            // A link, FIFO or device is not followed or opened.
+            *unreadable += 1;
         }
     }
 }
 
-/// Reads sysctl files; write-only entries (stat_refresh, compact_memory ...)
-/// and those that need privileges are counted, not read.
-fn read_sysctl_files(files: &[(String, std::path::PathBuf)]) -> (Vec<(String, Reading)>, usize) {
-    use std::io::Read;
+/// Reads sysctl files; write-only entries (stat_refresh, compact_memory ...),
+/// those that need privileges and anything not a small regular file are
+/// counted, not read.
+fn read_sysctl_files(root: &Path, files: &[(String, PathBuf)]) -> (Vec<(String, Reading)>, usize) {
     let mut out = Vec::with_capacity(files.len());
     let mut failed = 0;
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = Vec::with_capacity(16 * 1024);
     for (key, path) in files {
-        let Ok(mut f) = std::fs::File::open(path) else {
-            failed += 1;
-            continue;
-        };
-        let mut len = 0;
-        let ok = loop {
-            if len == buf.len() {
-                buf.resize(buf.len() * 2, 0);
-            }
-            match f.read(&mut buf[len..]) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    len += n;
-                    // procfs returns a whole small entry in one read.
-                    if len < buf.len() && path.starts_with("/proc/") {
-                        break true;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break false,
-            }
-        };
-        if ok {
-            out.push((
+        // procfs returns a whole small entry in one read.
+        let one_read = path.starts_with("/proc/");
+        match rootfs::read_regular(root, path, MAX_FILE, &mut buf, one_read) {
+            Ok(()) => out.push((
                 key.clone(),
-                Reading::from(String::from_utf8_lossy(&buf[..len]).trim()),
-            ));
-        } else {
-            failed += 1;
+                Reading::from(String::from_utf8_lossy(&buf).trim()),
+            )),
+            Err(_) => failed += 1,
         }
     }
     (out, failed)
@@ -238,7 +237,9 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, Reading> {
 }
 
 /// Kernel command line: `key=value` pairs (repeated keys joined with `,`)
-/// and bare flags (`true`). Double quotes group words.
+/// and bare flags (`true`). Double quotes group words. A flag that names a
+/// secret (`--password`, `token:`, `Bearer`) takes the next word as its
+/// value.
 pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
@@ -258,7 +259,8 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
         tokens.push(cur);
     }
     let mut out: BTreeMap<String, Reading> = BTreeMap::new();
-    for t in tokens {
+    let mut tokens = tokens.into_iter();
+    while let Some(t) = tokens.next() {
         match t.split_once('=') {
             Some((k, v)) => {
                 let v = match out.get(k) {
@@ -266,6 +268,12 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
                     _ => v.to_string(),
                 };
                 out.insert(k.to_string(), Reading::from(v));
+            }
+            // `--password x` (an init argument after `--`): the flag's
+            // value is the next word, so it is redacted with the flag.
+            None if redact::names_next_secret(&t) => {
+                let v = tokens.next().unwrap_or_default();
+                out.insert(t, Reading::from(v));
             }
             None => {
                 out.insert(t, Reading::Bool(true));
@@ -313,12 +321,20 @@ mod tests {
         let sub = redact::subtype(Subtype::new(
             "grub",
             parse_cmdline(
-                "ro registry_token=abc123 x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijkl",
+                "ro registry_token=abc123 x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijkl \
+                 -- --addr 0.0.0.0:2024 --password hunter2 --quiet --api-token",
             ),
         ));
-        assert_eq!(sub.data["registry_token"], Reading::from(redact::REDACTED));
-        assert_eq!(sub.data["x"], Reading::from(redact::REDACTED));
+        let r = || Reading::from(redact::REDACTED);
+        assert_eq!(sub.data["registry_token"], r());
+        assert_eq!(sub.data["x"], r());
+        assert_eq!(sub.data["--password"], r());
+        assert_eq!(sub.data["--api-token"], Reading::from(""));
         assert_eq!(sub.data["ro"], Reading::Bool(true));
-        assert_eq!(sub.context["redacted"], "registry_token, x");
+        assert_eq!(sub.data["--addr"], Reading::Bool(true));
+        assert_eq!(sub.data["0.0.0.0:2024"], Reading::Bool(true));
+        assert_eq!(sub.data["--quiet"], Reading::Bool(true));
+        assert!(!sub.data.contains_key("hunter2"));
+        assert_eq!(sub.context["redacted"], "--password, registry_token, x");
     }
 }

@@ -89,7 +89,7 @@ pub fn parse_show(text: &str) -> Vec<Subtype> {
                 _ => {}
             }
         }
-        subs.push(super::redact::subtype(Subtype::new(name, data)));
+        subs.push(Subtype::new(name, data));
     }
     subs
 }
@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn parses_units_in_fixed_order_and_redacts_environment() {
         let text = "Id=kubelet.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nFragmentPath=/lib/systemd/system/kubelet.service\nEnvironment=KUBELET_EXTRA_ARGS=--node-ip=10.0.0.1 \"BOOTSTRAP_TOKEN=abc.def\"\n\nId=docker.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\nFragmentPath=\nEnvironment=\n\nId=containerd.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nFragmentPath=/lib/systemd/system/containerd.service\nEnvironment=\n";
-        let subs = parse_show(text);
+        let subs: Vec<Subtype> = parse_show(text)
+            .into_iter()
+            .map(crate::collector::redact::subtype)
+            .collect();
         let names: Vec<&str> = subs.iter().map(|s| s.subtype.as_str()).collect();
         assert_eq!(names, ["containerd", "docker", "kubelet"]);
         assert_eq!(subs[1].data["LoadState"], Reading::from("not-found"));

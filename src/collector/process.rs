@@ -1,0 +1,276 @@
+//! Running a collector's program (`systemctl`, `nvidia-smi`) so that it can
+//! neither hang a snapshot nor outlive it: the child gets its own process
+//! group, its stdout and stderr are drained concurrently (stdout capped,
+//! stderr kept to a short tail), and at the deadline the whole group is
+//! killed and reaped. A guard kills the group when the caller goes away
+//! early, [`kill_all`] kills whatever is still running when the collectors'
+//! deadline passes, and on Linux the child is also killed when aicr dies.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The most a program may print on stdout.
+pub const MAX_STDOUT: usize = 16 << 20;
+/// How much of a program's stderr is kept for an error message.
+const STDERR_KEPT: usize = 2048;
+
+/// Process groups of the programs running now.
+static RUNNING: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn running() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kills every program a collector still runs (their process groups).
+pub fn kill_all() {
+    for pgid in running().iter() {
+        // SAFETY: kill(2) with a negative pid signals that process group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A started child: killed (its whole group) and reaped when dropped.
+struct Guard {
+    child: Child,
+    pgid: i32,
+}
+
+impl Guard {
+    fn new(child: Child) -> Guard {
+        let pgid = i32::try_from(child.id()).unwrap_or(0);
+        if pgid > 0 {
+            running().insert(pgid);
+        }
+        Guard { child, pgid }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.pgid > 0 {
+            // SAFETY: kill(2) with a negative pid signals the child's group,
+            // which it leads (process_group(0)) and which is not yet reaped.
+            unsafe {
+                libc::kill(-self.pgid, libc::SIGKILL);
+            }
+            running().remove(&self.pgid);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The program printed more than [`MAX_STDOUT`] (or its stdout broke).
+struct Overflow;
+
+enum Stream {
+    Out(Result<Vec<u8>, Overflow>),
+    Err(String),
+}
+
+/// Runs `program args` and returns its stdout; an error when it cannot
+/// start, fails, prints too much or is still running at `timeout`.
+pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<String, String> {
+    let started = Instant::now();
+    let deadline = started.checked_add(timeout).unwrap_or(started);
+    let shown = program.display();
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {}", super::rootfs::ReadError::from(e)))?;
+    let mut guard = Guard::new(child);
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut out) = guard.child.stdout.take() {
+        let tx = tx.clone();
+        spawn(move || {
+            let mut buf = Vec::new();
+            let r = match (&mut out).take(MAX_STDOUT as u64 + 1).read_to_end(&mut buf) {
+                Ok(_) if buf.len() > MAX_STDOUT => Err(Overflow),
+                Ok(_) => Ok(buf),
+                Err(_) => Err(Overflow),
+            };
+            let overflow = r.is_err();
+            let _ = tx.send(Stream::Out(r));
+            if overflow {
+                // Keep the pipe empty until the program is killed.
+                let _ = std::io::copy(&mut out, &mut std::io::sink());
+            }
+        })?;
+    }
+    if let Some(mut err) = guard.child.stderr.take() {
+        let tx = tx.clone();
+        spawn(move || {
+            // Drained to the end, so a chatty program never blocks on a
+            // full pipe; only the first part is kept.
+            let mut kept = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                match err.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let room = STDERR_KEPT.saturating_sub(kept.len()).min(n);
+                        kept.extend_from_slice(&chunk[..room]);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(Stream::Err(String::from_utf8_lossy(&kept).into_owned()));
+        })?;
+    }
+    drop(tx);
+    let too_late = || {
+        format!(
+            "{shown} did not finish within {}",
+            humantime::format_duration(timeout)
+        )
+    };
+    let (mut stdout, mut stderr) = (None, String::new());
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Stream::Out(Ok(out))) => stdout = Some(out),
+            Ok(Stream::Out(Err(Overflow))) => {
+                return Err(format!(
+                    "{shown} printed more than {} MiB",
+                    MAX_STDOUT >> 20
+                ))
+            }
+            Ok(Stream::Err(e)) => stderr = e,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(too_late()),
+        }
+    }
+    let status = loop {
+        match guard.child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => return Err(too_late()),
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(format!("waiting for {shown}: {e}")),
+        }
+    };
+    drop(guard);
+    if !status.success() {
+        return Err(format!(
+            "{shown} {} failed ({status}): {}",
+            args.join(" "),
+            super::redact::text(stderr.trim())
+        ));
+    }
+    String::from_utf8(stdout.unwrap_or_default())
+        .map_err(|_| format!("{shown} printed text that is not UTF-8"))
+}
+
+fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("collector-pipe".into())
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| format!("cannot start a thread: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(body: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("prog");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, p)
+    }
+
+    /// `run`, retried while another test's fork holds the fresh script open.
+    fn run_retrying(p: &Path, timeout: Duration) -> Result<String, String> {
+        for _ in 0..40 {
+            match run(p, &[], timeout) {
+                Err(e) if e.contains("Text file busy") => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                other => return other,
+            }
+        }
+        run(p, &[], timeout)
+    }
+
+    #[test]
+    fn floods_of_stderr_do_not_block() {
+        // 1 MiB on stderr, far more than a pipe holds.
+        let (_d, p) = script("head -c 1048576 /dev/zero | tr '\\0' x >&2; echo done");
+        let t = Instant::now();
+        assert_eq!(run_retrying(&p, Duration::from_secs(20)).unwrap(), "done\n");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_hung_program_and_its_children_are_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let (_d, p) = script(&format!(
+            "sleep 30 &\necho $! > '{}'\nwait",
+            pidfile.display()
+        ));
+        let t = Instant::now();
+        // Long enough for a loaded machine to start the script and its child.
+        let err = run_retrying(&p, Duration::from_millis(1500)).unwrap_err();
+        assert!(err.ends_with("did not finish within 1s 500ms"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The grandchild is gone (reaped by init, or a zombie for a moment).
+        let gone = (0..100).any(|_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let dead = stat.is_empty() || stat.contains(") Z ");
+            if !dead {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            dead
+        });
+        assert!(gone, "sleep {pid} outlived the deadline");
+    }
+
+    #[test]
+    fn failures_carry_a_short_redacted_stderr() {
+        let (_d, p) =
+            script("echo 'token: hunter2' >&2; head -c 100000 /dev/zero | tr '\\0' y >&2; exit 3");
+        let err = run_retrying(&p, Duration::from_secs(20)).unwrap_err();
+        assert!(
+            err.contains("failed (exit status: 3): token: [REDACTED]"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"));
+        assert!(err.len() < STDERR_KEPT + 200, "{}", err.len());
+    }
+
+    #[test]
+    fn too_much_stdout_is_an_error() {
+        let (_d, p) = script("head -c 17000000 /dev/zero");
+        let err = run_retrying(&p, Duration::from_secs(20)).unwrap_err();
+        assert!(err.ends_with("prog printed more than 16 MiB"), "{err}");
+    }
+}

@@ -229,7 +229,11 @@ pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
     };
     let text = match settings.format {
         Format::Table => snapshot.to_table(),
-        f => serializer::render(&serde_json::to_value(&snapshot)?, f),
+        f => serializer::render(
+            &serde_json::to_value(&snapshot)
+                .map_err(|e| crate::error::Error::new(crate::error::Class::Internal, e))?,
+            f,
+        ),
     };
     emit(&settings.output, &text)?;
     Ok(ExitStatus::Success)

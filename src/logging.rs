@@ -77,19 +77,29 @@ pub fn colour() -> bool {
 }
 
 pub fn init(mode: Mode) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let builder = tracing_subscriber::fmt()
         .with_writer(|| QuietStderr)
         .log_internal_errors(false);
+    // Only aicr's own events: the Kubernetes client's libraries (kube,
+    // hyper, tower, rustls) log their own view of a failure that aicr
+    // already reports in its words.
+    let own = tracing_subscriber::filter::Targets::new().with_target("aicr", Level::DEBUG);
     let _ = match mode {
         Mode::Concise => builder
             .with_max_level(Level::INFO)
             .event_format(Concise { colour: colour() })
+            .finish()
+            .with(own)
             .try_init(),
         Mode::Debug => builder
             .with_max_level(Level::DEBUG)
             .with_ansi(colour())
             .with_file(true)
             .with_line_number(true)
+            .finish()
+            .with(own)
             .try_init(),
         Mode::Json => builder
             .with_max_level(Level::INFO)
@@ -98,6 +108,8 @@ pub fn init(mode: Mode) {
             .with_current_span(false)
             .with_span_list(false)
             .with_target(false)
+            .finish()
+            .with(own)
             .try_init(),
     };
 }

@@ -571,7 +571,7 @@ fn verify_refuses_a_path_listed_as_file_and_directory() {
     );
     let err = checksum::verify(dir.path()).unwrap_err().to_string();
     assert!(
-        err.ends_with("checksums.txt line 0: a is listed as a file and as a directory; expected '<sha256>  <relative path>'"),
+        err.ends_with("checksums.txt line 2: a is listed as a file and as a directory; expected '<sha256>  <relative path>'"),
         "{err}"
     );
 }

@@ -74,6 +74,7 @@ pub struct Report {
 /// twice. Returns path -> lower-case digest.
 pub fn parse(text: &str, shown: &str) -> Result<BTreeMap<String, String>, Error> {
     let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    let mut line_of: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let bad = |reason: &str| Error::Malformed {
             path: shown.to_string(),
@@ -110,6 +111,7 @@ pub fn parse(text: &str, shown: &str) -> Result<BTreeMap<String, String>, Error>
         {
             return Err(bad("the path is listed twice"));
         }
+        line_of.insert(path, i + 1);
     }
     // A path cannot be a file and a directory of another listed path.
     for path in listed.keys() {
@@ -117,9 +119,10 @@ pub fn parse(text: &str, shown: &str) -> Result<BTreeMap<String, String>, Error>
         while let Some(i) = path[end..].find('/') {
             end += i;
             if listed.contains_key(&path[..end]) {
+                let (a, b) = (line_of[&path[..end]], line_of[path.as_str()]);
                 return Err(Error::Malformed {
                     path: shown.to_string(),
-                    line: 0,
+                    line: a.max(b),
                     reason: format!("{} is listed as a file and as a directory", &path[..end]),
                 });
             }

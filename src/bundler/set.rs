@@ -169,7 +169,8 @@ pub fn parse_path(text: &str) -> Result<Vec<Step>, String> {
     if text.is_empty() {
         return Err("the path is empty".into());
     }
-    let path = Path::parse(text).map_err(|e| format!("invalid path {text:?}: {e}"))?;
+    let path = Path::parse(text)
+        .map_err(|e| format!("invalid path {:?}: {e}", crate::error::excerpt(text)))?;
     match path.0.first() {
         None => return Err(format!("path {text:?} names no key")),
         Some(Step::Index(_)) => return Err(format!("path {text:?} starts with an index")),
@@ -272,7 +273,7 @@ mod tests {
             Assignment::parse(&deep(127), SetKind::Json)
                 .unwrap_err()
                 .to_string(),
-            format!("--set-json {:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)", deep(127))
+            format!("--set-json {:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)", crate::error::excerpt(&deep(127)))
         );
     }
 
@@ -302,7 +303,10 @@ mod tests {
         let deep = vec!["a"; 5000].join(".");
         assert_eq!(
             parse_path(&deep).unwrap_err(),
-            format!("invalid path {deep:?}: a path may have at most 64 keys and indexes at character 129")
+            format!(
+                "invalid path {:?}: a path may have at most 64 keys and indexes at character 129",
+                crate::error::excerpt(&deep)
+            )
         );
         assert_eq!(
             parse_path(r#"a."k8s.io/x""#).unwrap(),

@@ -643,7 +643,9 @@ fn make_sibling(t: &Target) -> Result<(OsString, OwnedFd), Error> {
             Mode::empty(),
         )
         .map_err(t.io(""))?;
-        write_file(fd.as_fd(), OWNER, OWNER_TEXT.as_bytes(), false, true).map_err(t.io(OWNER))?;
+        // Not synced: after a power loss a directory without it is left
+        // for the user, never taken for aicr's.
+        write_file(fd.as_fd(), OWNER, OWNER_TEXT.as_bytes(), false, false).map_err(t.io(OWNER))?;
         return Ok((name, fd));
     }
     Err(t.refuse("could not create a temporary directory beside it"))

@@ -308,6 +308,12 @@ fn stat_id(st: &rfs::Stat) -> (u64, u64) {
 
 /// Looks at what is at the destination now. `None` when nothing is there.
 fn inspect(t: &Target) -> Result<Option<Existing>, Error> {
+    inspect_to(t, true)
+}
+
+/// [`inspect`], reading an earlier bundle's `checksums.txt` and directories
+/// only when `deep`.
+fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
     let st = match rfs::statat(&t.parent, &t.name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(None),
@@ -357,6 +363,9 @@ fn inspect(t: &Target) -> Result<Option<Existing>, Error> {
         return Err(t.refuse(format!(
             "is a directory that is not an aicr bundle ({what}); give a new or empty directory, or remove this one first"
         )));
+    }
+    if !deep {
+        return Ok(Some(existing));
     }
     // An earlier bundle: what it lists is ours.
     let listed = if is(MARKER) {
@@ -416,10 +425,11 @@ fn inspect(t: &Target) -> Result<Option<Existing>, Error> {
 
 /// Checks, before any work, that `dest` can receive a bundle: absent, an
 /// empty directory, an earlier bundle, or a git work tree; and that its
-/// parent exists. The same checks run again, under the lock, when writing.
+/// parent exists. These checks, and those of the earlier bundle's contents,
+/// run again under the lock when writing, before anything is written.
 pub fn check_destination(dest: &Path) -> Result<(), Error> {
     let t = Target::resolve(dest)?;
-    inspect(&t).map(|_| ())
+    inspect_to(&t, false).map(|_| ())
 }
 
 /// Writes `files` as the directory `dest`, replacing an earlier bundle
@@ -430,14 +440,16 @@ pub fn write(dest: &Path, files: &Files) -> Result<Written, Error> {
     t.lock()?;
     recover_leftovers(&t);
     let existing = inspect(&t)?;
+    let mut same = BTreeSet::new();
     if let Some(e) = &existing {
         check_collisions(&t, e, files)?;
-        if unchanged(e, files) {
+        same = same_files(e, files);
+        if unchanged(e, files, &same) {
             return Ok(Written::Unchanged);
         }
     }
     let signals = HeldSignals::hold();
-    let result = replace(&t, existing.as_ref(), files, &signals);
+    let result = replace(&t, existing.as_ref(), files, &same, &signals);
     drop(signals);
     result.map(|()| Written::Written)
 }
@@ -462,22 +474,25 @@ fn check_collisions(t: &Target, e: &Existing, files: &Files) -> Result<(), Error
     Ok(())
 }
 
-/// Does the earlier bundle hold exactly `files` (same bytes and executable
-/// bits) and none of its own files besides?
-fn unchanged(e: &Existing, files: &Files) -> bool {
-    let mut theirs: BTreeSet<&str> = e.ours.iter().map(String::as_str).collect();
-    for own in [MARKER, OWNER] {
-        if !theirs.remove(own) {
-            return false;
-        }
-    }
-    if theirs.remove(CARRIED) {
-        return false;
-    }
-    theirs.len() + 1 == files.len()
-        && files.0.iter().all(|(rel, f)| {
-            (rel == MARKER || theirs.contains(rel.as_str())) && same_file(e.dir.as_fd(), rel, f)
-        })
+/// The new files the earlier bundle already holds, with the same bytes
+/// and executable bit.
+fn same_files<'f>(e: &Existing, files: &'f Files) -> BTreeSet<&'f str> {
+    let mut dirs = Dirs::new(e.dir.as_fd());
+    files
+        .0
+        .iter()
+        .filter(|(rel, f)| e.ours.contains(rel.as_str()) && same_file(&mut dirs, rel, f))
+        .map(|(rel, _)| rel.as_str())
+        .collect()
+}
+
+/// Does the earlier bundle hold exactly `files` (all in `same`) and none of
+/// its own files besides?
+fn unchanged(e: &Existing, files: &Files, same: &BTreeSet<&str>) -> bool {
+    same.len() == files.len()
+        && e.ours.contains(OWNER)
+        && !e.ours.contains(CARRIED)
+        && e.ours.len() == files.len() + 1
 }
 
 /// Writes the new directory beside the destination and swaps it in.
@@ -485,6 +500,7 @@ fn replace(
     t: &Target,
     existing: Option<&Existing>,
     files: &Files,
+    same: &BTreeSet<&str>,
     signals: &HeldSignals,
 ) -> Result<(), Error> {
     let (tmp_name, tmp) = make_sibling(t)?;
@@ -504,22 +520,8 @@ fn replace(
         let _ = remove_all(t, &tmp_name, &tmp, &keep);
         err
     };
-    let linkable = existing.map(|e| {
-        let same: BTreeSet<&str> = files
-            .0
-            .iter()
-            .filter(|(rel, f)| e.ours.contains(rel.as_str()) && same_file(e.dir.as_fd(), rel, f))
-            .map(|(rel, _)| rel.as_str())
-            .collect();
-        (e.dir.as_fd(), same)
-    });
-    write_tree(
-        t,
-        tmp.as_fd(),
-        files,
-        linkable.as_ref().map(|(d, s)| (*d, s)),
-    )
-    .map_err(cleanup)?;
+    let linkable = existing.map(|e| (e.dir.as_fd(), same));
+    write_tree(t, tmp.as_fd(), files, linkable).map_err(cleanup)?;
     if let Some(e) = existing {
         // Keep the directory's own permissions.
         rfs::fchmod(&tmp, Mode::from_raw_mode(e.mode))
@@ -673,6 +675,8 @@ fn write_tree(
     }
     let results = super::parallel::map(&groups, |group| {
         let mut made: BTreeSet<&str> = BTreeSet::new();
+        let same = previous.map(|(_, same)| same);
+        let mut prev_dirs = previous.map(|(prev, _)| Dirs::new(prev));
         for (rel, f) in group {
             // Directories on the way, each once.
             let mut end = 0;
@@ -687,13 +691,13 @@ fn write_tree(
                 }
                 end += 1;
             }
-            if let Some((prev, same)) = previous {
+            if let (Some(same), Some(prev)) = (same, prev_dirs.as_mut()) {
                 if same.contains(rel.as_str()) {
                     let (dir, base) = split_rel(rel);
-                    let linked = open_beneath(prev, dir).and_then(|from| {
-                        rfs::linkat(&from, base, root, rel.as_str(), AtFlags::empty())
+                    let linked = prev.get(dir).is_some_and(|from| {
+                        rfs::linkat(from, base, root, rel.as_str(), AtFlags::empty()).is_ok()
                     });
-                    if linked.is_ok() {
+                    if linked {
                         continue;
                     }
                 }
@@ -757,10 +761,19 @@ pub fn read_capped(dir: BorrowedFd<'_>, rel: &str, cap: u64) -> Result<Vec<u8>, 
     Ok(bytes)
 }
 
-/// Does the regular file `rel` under `dir` hold `want`'s bytes and
-/// executable bit?
-fn same_file(dir: BorrowedFd<'_>, rel: &str, want: &File) -> bool {
-    let Ok(fd) = open_file_beneath(dir, rel) else {
+/// Does the regular file `rel` (under the root of `dirs`) hold `want`'s
+/// bytes and executable bit?
+fn same_file(dirs: &mut Dirs<'_>, rel: &str, want: &File) -> bool {
+    let (dir, base) = split_rel(rel);
+    let Some(parent) = dirs.get(dir) else {
+        return false;
+    };
+    let Ok(fd) = rfs::openat(
+        parent,
+        base,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return false;
     };
     let Ok(st) = rfs::fstat(&fd) else {
@@ -778,6 +791,48 @@ fn same_file(dir: BorrowedFd<'_>, rel: &str, want: &File) -> bool {
         .read_to_end(&mut bytes)
         .is_ok()
         && bytes == want.bytes
+}
+
+/// Directory descriptors under one root, each opened once, none through a
+/// link: a bundle's files are read, linked and removed by name relative to
+/// the directory holding them.
+struct Dirs<'a> {
+    root: BorrowedFd<'a>,
+    open: std::collections::HashMap<String, Option<OwnedFd>>,
+}
+
+impl<'a> Dirs<'a> {
+    fn new(root: BorrowedFd<'a>) -> Dirs<'a> {
+        Dirs {
+            root,
+            open: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The directory `rel` (`""` for the root), or `None` when it is not a
+    /// directory reached without links.
+    fn get(&mut self, rel: &str) -> Option<BorrowedFd<'_>> {
+        if rel.is_empty() {
+            return Some(self.root);
+        }
+        if !self.open.contains_key(rel) {
+            let (parent, base) = split_rel(rel);
+            let fd = match self.get(parent) {
+                Some(p) if base != ".." => rfs::openat(
+                    p,
+                    base,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok(),
+                _ => None,
+            };
+            self.open.insert(rel.to_string(), fd);
+        }
+        self.open
+            .get(rel)
+            .and_then(|fd| fd.as_ref().map(|fd| fd.as_fd()))
+    }
 }
 
 /// Opens the directory `rel` under `root` one component at a time, never
@@ -812,14 +867,6 @@ fn open_file_beneath(root: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, Errno> 
     )
 }
 
-/// Removes the entry `rel` under `root` (a file, or with `REMOVEDIR` an
-/// empty directory) without following any link on the way.
-fn unlink_beneath(root: BorrowedFd<'_>, rel: &str, flags: AtFlags) -> Result<(), Errno> {
-    let (dir, base) = split_rel(rel);
-    let parent = open_beneath(root, dir)?;
-    rfs::unlinkat(&parent, base, flags)
-}
-
 /// The entries of a directory, without `.` and `..`, with their types.
 fn list_dir(dir: BorrowedFd<'_>) -> Result<Vec<(OsString, FileType)>, Errno> {
     let mut out = Vec::new();
@@ -841,12 +888,27 @@ fn list_dir(dir: BorrowedFd<'_>) -> Result<Vec<(OsString, FileType)>, Errno> {
 fn remove_ours(t: &Target, name: &OsStr, e: &Existing) {
     // The marker goes last: until then, a run killed half-way leaves a
     // leftover the next run recognises as its own and finishes removing.
-    let files: Vec<&String> = e.ours.iter().filter(|p| *p != OWNER).collect();
-    super::parallel::map(&files, |rel| {
-        let _ = unlink_beneath(e.dir.as_fd(), rel, AtFlags::empty());
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for rel in e.ours.iter().filter(|p| *p != OWNER) {
+        let top = rel.split('/').next().unwrap_or(rel);
+        groups.entry(top).or_default().push(rel);
+    }
+    let groups: Vec<Vec<&str>> = groups.into_values().collect();
+    super::parallel::map(&groups, |group| {
+        let mut dirs = Dirs::new(e.dir.as_fd());
+        for rel in group {
+            let (dir, base) = split_rel(rel);
+            if let Some(d) = dirs.get(dir) {
+                let _ = rfs::unlinkat(d, base, AtFlags::empty());
+            }
+        }
     });
+    let mut dirs = Dirs::new(e.dir.as_fd());
     for d in e.our_dirs.iter().rev() {
-        let _ = unlink_beneath(e.dir.as_fd(), d, AtFlags::REMOVEDIR);
+        let (parent, base) = split_rel(d);
+        if let Some(p) = dirs.get(parent) {
+            let _ = rfs::unlinkat(p, base, AtFlags::REMOVEDIR);
+        }
     }
     let _ = rfs::unlinkat(&e.dir, OWNER, AtFlags::empty());
     retire(t, name, e.dir.as_fd());

@@ -414,3 +414,30 @@ fn sigint_during_a_bundle_leaves_the_old_bundle_or_the_new_one() {
         assert_eq!(code(&bundle_into(&r, "out", tmp.path())), 0);
     }
 }
+
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+fn a_mount_point_is_refused_not_an_internal_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path());
+    let mp = tmp.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mounted = Std::new("mount")
+        .args(["-t", "tmpfs", "none", mp.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount needs root");
+    let out = bundle_into(&r, "mnt", tmp.path());
+    let _ = Std::new("umount").arg(&mp).status();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: output mnt: is a mount point or in use, so it cannot be replaced; give a directory inside it, such as DIR/bundle\n"
+    );
+    let beside: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("aicr-"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+}

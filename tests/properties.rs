@@ -421,13 +421,13 @@ fn yaml_char() -> impl Strategy<Value = char> {
 /// a reader drops or refuses at the start of a plain scalar; and a plain
 /// `=`, YAML 1.1's value key.
 fn writer_gap_yaml11(s: &str) -> bool {
-    s.contains(['\u{85}', '\u{2028}', '\u{2029}']) || writer_gap_yaml12(s)
+    writer_gap_yaml12(s)
 }
 
 /// What the writer does not yet quote for a YAML 1.2 reader either: a
 /// leading U+FEFF.
-fn writer_gap_yaml12(s: &str) -> bool {
-    s.contains('\u{feff}') || s == "="
+fn writer_gap_yaml12(_s: &str) -> bool {
+    false
 }
 
 fn any_yaml_string() -> impl Strategy<Value = String> {
@@ -575,9 +575,7 @@ proptest! {
         values in proptest::collection::vec(
             // widened once the writer indents a top-level literal block,
             // which PyYAML refuses at column 0 (issue #7 item 9)
-            value(yaml11_string()).prop_filter("a top-level multi-line string", |v| {
-                !v.as_str().is_some_and(|s| s.contains('\n'))
-            }),
+            value(yaml11_string()),
             1..32,
         )
     ) {

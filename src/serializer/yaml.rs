@@ -238,13 +238,16 @@ fn needs_quotes(s: &str) -> bool {
 }
 
 /// True when a YAML 1.1 or 1.2 reader resolves the plain scalar `s` to null,
-/// a boolean, a number or a timestamp.
+/// a boolean, a number, a timestamp or YAML 1.1's value key `=`.
 pub(crate) fn resolves_to_non_string(s: &str) -> bool {
     const WORDS: &[&str] = &[
         "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "y", "Y",
         "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
         ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
         ".NaN", ".NAN",
+        // YAML 1.1's value key (tag:yaml.org,2002:value), which PyYAML
+        // reads as a non-string.
+        "=",
     ];
     if WORDS.contains(&s) {
         return true;

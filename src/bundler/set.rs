@@ -78,7 +78,7 @@ impl Assignment {
         let value = match kind {
             SetKind::Typed => typed(raw),
             SetKind::String => Value::String(raw.to_string()),
-            SetKind::Json => serde_json::from_str(raw)
+            SetKind::Json => crate::serializer::parse_json(raw)
                 .map_err(|e| bad(&format!("the value is not valid JSON ({e})")))?,
         };
         let depth = path.len() + depth(&value);

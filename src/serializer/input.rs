@@ -147,6 +147,13 @@ pub fn parse_value(bytes: &[u8], path: &str, expected: &'static str) -> Result<V
     Ok(value)
 }
 
+/// Parses one JSON text (a command-line value such as `--set-json`'s),
+/// refusing a key that appears twice in a mapping, as documents are.
+pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    Strict::deserialize(&mut de).and_then(|v| de.end().map(|()| v.0))
+}
+
 fn parse_json_or_flow_yaml(text: &str, path: &str) -> Result<Value, Error> {
     use serde_json::error::Category;
     let mut de = serde_json::Deserializer::from_str(text);

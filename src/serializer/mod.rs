@@ -8,7 +8,7 @@ mod output;
 pub mod table;
 pub mod yaml;
 
-pub use input::{parse_value, read_capped, read_input, MAX_DOCUMENT_BYTES};
+pub use input::{parse_json, parse_value, read_capped, read_input, MAX_DOCUMENT_BYTES};
 pub use output::{parent_dir, write_file, Output};
 
 use std::fmt;

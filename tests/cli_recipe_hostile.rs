@@ -50,7 +50,11 @@ fn deep_paths_are_refused_not_a_crash() {
     assert_eq!(status, 2, "{err}");
     assert_eq!(
         err,
-        format!("error: --set {set:?}: invalid path {deep:?}: {limit}\n")
+        format!(
+            "error: --set {:?}: invalid path {:?}: {limit}\n",
+            aicr::error::excerpt(&set),
+            aicr::error::excerpt(&deep)
+        )
     );
 
     let out = run(&[
@@ -61,7 +65,10 @@ fn deep_paths_are_refused_not_a_crash() {
     .concat());
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(
-        stderr(&out).starts_with(&format!("error: invalid selector {deep:?}: {limit}; ")),
+        stderr(&out).starts_with(&format!(
+            "error: invalid selector {:?}: {limit}; ",
+            aicr::error::excerpt(&deep)
+        )),
         "{}",
         stderr(&out)
     );
@@ -76,7 +83,7 @@ fn deep_paths_are_refused_not_a_crash() {
     assert_eq!(status, 2, "{err}");
     assert_eq!(
         err,
-        format!("error: --set-json {set:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)\n")
+        format!("error: --set-json {:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)\n", aicr::error::excerpt(&set))
     );
     let value = nested(60);
     let out_dir = tmp.path().join("deep");

@@ -37,13 +37,13 @@ use set::Assignment;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{flag} {arg:?}: {reason}")]
+    #[error("{flag} {:?}: {reason}", crate::error::excerpt(.arg))]
     BadSet {
         flag: &'static str,
         arg: String,
         reason: String,
     },
-    #[error("{flag} {arg:?}: {reason}")]
+    #[error("{flag} {:?}: {reason}", crate::error::excerpt(.arg))]
     BadFlag {
         flag: &'static str,
         arg: String,

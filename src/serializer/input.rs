@@ -45,7 +45,8 @@ pub fn read_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8
     // Judge the type before opening: opening some devices has effects.
     let meta = std::fs::metadata(path).map_err(read_err)?;
     check_type(&meta, &shown)?;
-    let file = File::open(path).map_err(read_err)?;
+    // Non-blocking, so a FIFO nobody writes to is not waited on forever.
+    let file = open_nonblocking(path).map_err(read_err)?;
     // And again on what was opened, in case the path changed in between.
     let meta = file.metadata().map_err(read_err)?;
     check_type(&meta, &shown)?;
@@ -56,7 +57,59 @@ pub fn read_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8
             what,
         });
     }
+    #[cfg(unix)]
+    if std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+        return read_fifo(file, &shown, limit, what);
+    }
     read_limited(file, &shown, limit, what)
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// A FIFO is read only when a writer has it open, as `-o` writes to one
+/// only when a reader has it open: a read that finds no writer (end of
+/// file at once) is refused rather than waited on. With a writer, the rest
+/// is read blocking, up to `limit`.
+#[cfg(unix)]
+fn read_fifo(
+    mut file: File,
+    shown: &str,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
+    let read_err = |io| Error::Read {
+        path: shown.to_string(),
+        io,
+    };
+    let mut first = [0u8; 1];
+    let got = loop {
+        match file.read(&mut first) {
+            Ok(0) => return Err(Error::NoWriter(shown.to_string())),
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(io) => return Err(read_err(io)),
+        }
+    };
+    super::output::blocking(&file).map_err(read_err)?;
+    read_limited(
+        std::io::Read::chain(&first[..got], file),
+        shown,
+        limit,
+        what,
+    )
 }
 
 fn read_limited(

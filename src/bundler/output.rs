@@ -392,8 +392,18 @@ fn inspect(t: &Target) -> Result<Option<Existing>, Error> {
     }
     // Every entry inside the bundle's own directories must be its own.
     for d in existing.our_dirs.clone() {
-        let Ok(fd) = open_beneath(existing.dir.as_fd(), &d) else {
-            continue; // gone or not a directory: nothing of the user's inside
+        let fd = match open_beneath(existing.dir.as_fd(), &d) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => continue, // gone: nothing of the user's inside
+            // A link or a file where the bundle had a directory is not
+            // aicr's: replacing it would move it aside, or lose it.
+            Err(Errno::NOTDIR | Errno::LOOP) => {
+                return Err(t.refuse(format!(
+                    "{d} is not the directory aicr wrote (a link or a file is in its place); move it out of {}, or bundle into a new directory",
+                    t.shown
+                )))
+            }
+            Err(e) => return Err(t.io(&d)(e)),
         };
         for (n, _) in list_dir(fd.as_fd()).map_err(t.io(&d))? {
             let rel = format!("{d}/{}", n.to_string_lossy());

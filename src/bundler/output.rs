@@ -347,6 +347,7 @@ fn inspect(t: &Target) -> Result<Option<Existing>, Error> {
     if !owner_is_file {
         if is(".git") {
             existing.foreign = top.into_iter().map(|(n, _)| n).collect();
+            check_removable(t, &existing)?;
             return Ok(Some(existing));
         }
         let what = if is(MARKER) {
@@ -421,7 +422,31 @@ fn inspect(t: &Target) -> Result<Option<Existing>, Error> {
             existing.foreign.push(n);
         }
     }
+    check_removable(t, &existing)?;
     Ok(Some(existing))
+}
+
+/// An earlier bundle is replaced by moving it aside and removing what aicr
+/// wrote: each of its directories must let this user do that, or the run
+/// would end with the old bundle left beside the new one. Refused up front
+/// instead, with the permission error (exit 4).
+fn check_removable(t: &Target, e: &Existing) -> Result<(), Error> {
+    let can = |fd: BorrowedFd<'_>, rel: &str| {
+        rfs::accessat(
+            fd,
+            ".",
+            rfs::Access::WRITE_OK | rfs::Access::EXEC_OK,
+            AtFlags::EACCESS,
+        )
+        .map_err(t.io(rel))
+    };
+    can(e.dir.as_fd(), "")?;
+    for d in &e.our_dirs {
+        if let Ok(fd) = open_beneath(e.dir.as_fd(), d) {
+            can(fd.as_fd(), d)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks, before any work, that `dest` can receive a bundle: absent, an

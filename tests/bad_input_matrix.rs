@@ -2253,6 +2253,88 @@ const ROWS: &[Row] = &[
         ..R
     },
     Row {
+        name: "verify_unreadable_bundle_dir",
+        class: Accepts,
+        args: &["verify", "{tmp}/b"],
+        setup: &[Bundle("b"), Mode("b", 0o000)],
+        code: 4,
+        msg: "cannot read {tmp}/b: Permission denied",
+        root: Some((0, "")),
+        ..R
+    },
+    Row {
+        name: "bundle_o_read_only_earlier_bundle",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/b", "--set", "aws-efa:enabled=false"],
+        setup: &[Bundle("b"), Mode("b", 0o555)],
+        code: 4,
+        msg: "cannot write {tmp}/b: Permission denied",
+        root: Some((0, "")),
+        writes: &["b"],
+        ..R
+    },
+    Row {
+        name: "bundle_o_read_only_component_dir",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/b", "--set", "aws-efa:enabled=false"],
+        setup: &[Bundle("b"), Mode("b/gpu-operator/manifests", 0o555)],
+        code: 4,
+        msg: "cannot write {tmp}/b/gpu-operator/manifests: Permission denied",
+        root: Some((0, "")),
+        writes: &["b"],
+        ..R
+    },
+    Row {
+        name: "bundle_o_read_only_git_checkout",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/g"],
+        setup: &[Dir("g/.git"), File("g/OWNERS", "me\n"), Mode("g", 0o555)],
+        code: 4,
+        msg: "cannot write {tmp}/g: Permission denied",
+        root: Some((0, "")),
+        writes: &["g"],
+        ..R
+    },
+    Row {
+        name: "snapshot_unreadable_root_dir",
+        class: Accepts,
+        args: &["snapshot", "--root", "{tmp}/root", "--filter", "os", "--no-timestamp"],
+        setup: &[Dir("root/etc"), File("root/etc/os-release", "ID=ubuntu\n"), Mode("root", 0o000)],
+        code: 0,
+        root: Some((0, "")),
+        check: Check::Stdout("subtype: release"),
+        ..R
+    },
+    Row {
+        name: "recipe_c_stdin_empty",
+        class: Accepts,
+        args: &["recipe", "-c", "-"],
+        msg: "standard input is empty",
+        ..R
+    },
+    Row {
+        name: "diff_stdin_empty",
+        class: Accepts,
+        args: &["diff", "-", "{R}"],
+        msg: "standard input is empty; expected a Snapshot or RecipeResult document",
+        ..R
+    },
+    Row {
+        name: "bundle_r_stdin_and_s_stdin",
+        class: Accepts,
+        args: &["bundle", "-r", "-", "-s", "-", "-o", "{tmp}/out"],
+        msg: "the argument '--recipe <FILE>' cannot be used with '--snapshot <FILE>'",
+        ..R
+    },
+    Row {
+        name: "diff_fail_on_drift_stdout_closed",
+        class: Crash,
+        args: &["diff", "--fail-on-drift", "{fx}/diff/snapshot-before.yaml", "{fx}/diff/snapshot-after.yaml"],
+        io: Io::StdoutClosed,
+        code: 1,
+        ..R
+    },
+    Row {
         name: "snapshot_root_unreadable_file",
         class: Accepts,
         args: &["snapshot", "--root", "{tmp}/root", "--filter", "os", "--no-timestamp"],

@@ -60,6 +60,8 @@ enum Setup {
     Fixture(&'static str, &'static str),
     /// Removes a file or a whole directory made by an earlier step.
     Remove(&'static str),
+    /// A sparse file of this many bytes (nothing is written to disk).
+    Sparse(&'static str, u64),
     /// `n` overlays in this directory, `o1` based on `base` and each next
     /// one on the one before.
     Chain(&'static str, usize),
@@ -1772,6 +1774,75 @@ const ROWS: &[Row] = &[
     },
     // ===== Class 4: what must be refused, and what must be accepted ========
     Row {
+        name: "snapshot_k_sparse_4g",
+        class: Crash,
+        args: &["snapshot", "--filter", "k8s", "--node-name", "n1", "--timeout", "3s", "-k", "{tmp}/kc"],
+        setup: &[Sparse("kc", 1 << 32)],
+        code: 0,
+        msg: "larger than 4194304 bytes",
+        ..R
+    },
+    Row {
+        name: "recipe_c_sparse_4g",
+        class: Crash,
+        args: &["recipe", "-c", "{tmp}/c.yaml"],
+        setup: &[Sparse("c.yaml", 1 << 32)],
+        msg: "c.yaml is larger than 16 MiB, the limit for a document",
+        ..R
+    },
+    Row {
+        name: "diff_sparse_4g",
+        class: Crash,
+        args: &["diff", "{R}", "{tmp}/b.yaml"],
+        setup: &[Sparse("b.yaml", 1 << 32)],
+        msg: "b.yaml is larger than 16 MiB, the limit for a document",
+        ..R
+    },
+    Row {
+        name: "data_overlay_sparse_4g",
+        class: Crash,
+        args: &["recipe", "--data", "{tmp}/data", "--service", "eks"],
+        setup: &[Dir("data/overlays"), File("data/registry.yaml", REGISTRY), Sparse("data/overlays/big.yaml", 1 << 32)],
+        msg: "--data: file too large (4294967296 bytes, max 10485760): overlays/big.yaml",
+        ..R
+    },
+    Row {
+        name: "snapshot_root_sparse_files",
+        class: Crash,
+        args: &["snapshot", "--root", "{tmp}/root", "--filter", "os", "--no-timestamp"],
+        setup: &[Sparse("root/etc/os-release", 1 << 32), Sparse("root/proc/modules", 1 << 32), Sparse("root/proc/cmdline", 1 << 32)],
+        code: 0,
+        check: Check::Stdout("cannot read /etc/os-release: larger than 65536 bytes"),
+        ..R
+    },
+    Row {
+        name: "verify_listed_file_sparse_4g",
+        class: Crash,
+        args: &["verify", "{tmp}/b"],
+        setup: &[Bundle("b"), Sparse("b/deploy.sh", 1 << 32)],
+        code: 1,
+        check: Check::Stdout("changed  deploy.sh"),
+        ..R
+    },
+    Row {
+        name: "verify_nested_40_deep",
+        class: Crash,
+        args: &["verify", "{tmp}/b"],
+        setup: &[Bundle("b"), Dir("b/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d")],
+        msg: "directories nested more than 32 deep",
+        ..R
+    },
+    Row {
+        name: "bundle_o_bundle_file_sparse_4g",
+        class: Crash,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/b"],
+        setup: &[Bundle("b"), Sparse("b/deploy.sh", 1 << 32)],
+        code: 0,
+        writes: &["b/deploy.sh"],
+        check: Check::Stdout("Bundle written to"),
+        ..R
+    },
+    Row {
         name: "recipe_c_duplicate_key_yaml",
         class: Accepts,
         args: &["recipe", "-c", "{tmp}/c.yaml"],
@@ -3310,6 +3381,14 @@ fn setup(row: &Row, tmp: &Path) {
             }
             Bundle(rel) => copy_tree(&sh.bundle, &tmp.join(rel)),
             Fixture(from, to) => copy_tree(&sh.fixtures.join(from), &tmp.join(to)),
+            Sparse(rel, len) => {
+                let p = tmp.join(rel);
+                parent(&p);
+                if p.symlink_metadata().is_ok() {
+                    std::fs::remove_file(&p).unwrap();
+                }
+                std::fs::File::create(&p).unwrap().set_len(len).unwrap();
+            }
             Chain(rel, n) => {
                 for i in 1..=n {
                     let p = tmp.join(rel).join(format!("o{i}.yaml"));
@@ -3356,6 +3435,11 @@ fn tree(root: &Path) -> BTreeMap<String, Entry> {
             } else if ft.is_dir() {
                 walk(root, &p, out);
                 Entry::Dir(mode)
+            } else if ft.is_file() && md.len() > 64 << 20 {
+                // A huge (sparse) file is compared by size and change time,
+                // not read.
+                let stamp = format!("large, changed {}.{}", md.ctime(), md.ctime_nsec());
+                Entry::File(mode, md.len(), stamp)
             } else if ft.is_file() {
                 let hash = match std::fs::read(&p) {
                     Ok(bytes) => Sha256::digest(&bytes)

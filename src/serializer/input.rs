@@ -334,7 +334,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
         })
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity: kept as a value they would become
+        // null, silently (a Helm value of null deletes the key).
+        if !v.is_finite() {
+            return Err(E::custom(format!(
+                "{v} (.nan, .inf) is not a number aicr can keep; quote it to mean a string"
+            )));
+        }
         Ok(float(v))
     }
 
@@ -382,7 +389,8 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
-/// A float as `serde_json::Value` holds it: NaN and infinities become null.
+/// A float as `serde_json::Value` holds it (finite: NaN and infinities
+/// are refused before, see `visit_f64`).
 fn float(v: f64) -> Value {
     Number::from_f64(v).map_or(Value::Null, Value::Number)
 }
@@ -451,9 +459,21 @@ mod tests {
 
     #[test]
     fn values_match_serde_json_value() {
-        let text = "a: 1\nb: -2\nc: 1.5\nd: ~\ne: [true, 'x']\nf: 18446744073709551615\ng: .inf\n";
+        let text =
+            "a: 1\nb: -2\nc: 1.5\nd: ~\ne: [true, 'x']\nf: 18446744073709551615\ng: '.inf'\n";
         let plain: Value = serde_yaml_ng::from_str(text).unwrap();
         assert_eq!(parse(text).unwrap(), plain);
+    }
+
+    #[test]
+    fn nan_and_infinities_are_refused_not_made_null() {
+        // serde_json::Value would hold them as null: a Helm value deleted.
+        for v in [".nan", ".inf", "-.inf"] {
+            let e = parse(&format!("kind: x\ng: {v}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not a number aicr can keep"), "{e}");
+        }
     }
 
     #[test]

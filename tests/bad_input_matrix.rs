@@ -1883,6 +1883,39 @@ const ROWS: &[Row] = &[
         ..R
     },
     Row {
+        name: "bundle_r_nan_value",
+        class: Accepts,
+        args: &["bundle", "-r", "{tmp}/r.yaml", "-o", "{tmp}/out"],
+        setup: &[RecipeEdit("r.yaml", "      cdi:\n        enabled: true\n", "      cdi:\n        enabled: .nan\n")],
+        msg: "componentRefs[3].overrides.cdi.enabled: NaN (.nan, .inf) is not a number aicr can keep",
+        ..R
+    },
+    Row {
+        name: "diff_infinite_value",
+        class: Accepts,
+        args: &["diff", "{R}", "{tmp}/r.yaml"],
+        setup: &[RecipeEdit("r.yaml", "      cdi:\n        enabled: true\n", "      cdi:\n        enabled: -.inf\n")],
+        msg: "-inf (.nan, .inf) is not a number aicr can keep; quote it to mean a string",
+        ..R
+    },
+    Row {
+        name: "criteria_file_infinite_nodes",
+        class: Accepts,
+        args: &["recipe", "-c", "{tmp}/c.yaml"],
+        setup: &[File("c.yaml", "kind: RecipeCriteria\napiVersion: aicr.nvidia.com/v1alpha1\nspec:\n  service: eks\n  nodes: .inf\n")],
+        msg: "spec.nodes: inf (.nan, .inf) is not a number aicr can keep",
+        ..R
+    },
+    Row {
+        name: "diff_quoted_nan_is_a_string",
+        class: Accepts,
+        args: &["diff", "{R}", "{tmp}/r.yaml", "-t", "json"],
+        setup: &[RecipeEdit("r.yaml", "      cdi:\n        enabled: true\n", "      cdi:\n        enabled: \".nan\"\n")],
+        code: 0,
+        check: Check::Stdout("\"new\": \".nan\""),
+        ..R
+    },
+    Row {
         name: "diff_duplicate_key",
         class: Accepts,
         args: &["diff", "{tmp}/r.yaml", "{R}"],

@@ -2077,6 +2077,54 @@ const ROWS: &[Row] = &[
         ..R
     },
     Row {
+        name: "bundle_values_file_outside_data",
+        class: Writes,
+        args: &["bundle", "-r", "{tmp}/r.yaml", "-o", "{tmp}/out"],
+        setup: &[RecipeEdit("r.yaml", "valuesFile: components/aws-efa/values.yaml", "valuesFile: ../../../../etc/passwd")],
+        msg: "data path \"../../../../etc/passwd\" resolves outside the data root",
+        ..R
+    },
+    Row {
+        name: "bundle_kustomize_component",
+        class: Accepts,
+        args: &["bundle", "-r", "{tmp}/r.yaml", "-o", "{tmp}/out"],
+        setup: &[RecipeEdit("r.yaml", "type: Helm", "type: Kustomize")],
+        msg: "type \"Kustomize\" cannot be bundled by this version of aicr (Helm charts and manifests only)",
+        ..R
+    },
+    Row {
+        name: "bundle_recipe_criteria_with_shell_text",
+        class: Secrets,
+        args: &["bundle", "-r", "{tmp}/r.yaml", "-o", "{tmp}/out"],
+        setup: &[RecipeEdit("r.yaml", "  service: eks\n", "  service: \"eks$(touch /tmp/pwned)\"\n")],
+        msg: "is not a valid RecipeResult: invalid service \"eks$(touch /tmp/pwned)\": must be one of any, eks, gke, aks, oke, kind",
+        ..R
+    },
+    Row {
+        name: "bundle_recipe_version_with_shell_text_stays_data",
+        class: Secrets,
+        args: &["bundle", "-r", "{tmp}/r.yaml", "-o", "{tmp}/out"],
+        setup: &[RecipeEdit("r.yaml", "  version: 0.1.0\n", "  version: \"0.1.0$(touch /tmp/pwned)\"\n")],
+        code: 0,
+        writes: &["out"],
+        check: Check::Absent(&["deploy.sh", "undeploy.sh", "README.md", "gpu-operator/README.md"], "touch /tmp/pwned"),
+        ..R
+    },
+    Row {
+        name: "debug_flag_twice",
+        class: Accepts,
+        args: &["--debug", "--debug", "recipe", "--service", "eks"],
+        msg: "the argument '--debug' cannot be used multiple times",
+        ..R
+    },
+    Row {
+        name: "recipe_empty_nodes",
+        class: Accepts,
+        args: &["recipe", "--service", "eks", "--nodes", ""],
+        msg: "invalid value '' for '--nodes <N>'",
+        ..R
+    },
+    Row {
         name: "diff_empty_recipe",
         class: Accepts,
         args: &["diff", "{R}", "{tmp}/e.yaml"],

@@ -3199,7 +3199,7 @@ const ROWS: &[Row] = &[
         name: "verify_file_swapped_for_link",
         class: Accepts,
         args: &["verify", "{tmp}/b"],
-        setup: &[Bundle("b"), Fixture("../../README.md", "copy"), Remove("b/undeploy.sh"), Link("b/undeploy.sh", "{tmp}/copy")],
+        setup: &[Bundle("b"), File("copy", "#!/bin/sh\necho mine\n"), Remove("b/undeploy.sh"), Link("b/undeploy.sh", "{tmp}/copy")],
         code: 1,
         check: Check::Stdout("changed  undeploy.sh"),
         ..R
@@ -3320,6 +3320,8 @@ struct Shared {
     recipe: PathBuf,
     bundle: PathBuf,
     fixtures: PathBuf,
+    /// The binary the rows run.
+    bin: PathBuf,
 }
 
 fn shared() -> &'static Shared {
@@ -3342,15 +3344,33 @@ fn shared() -> &'static Shared {
             bundle.to_str().unwrap(),
         ]);
         assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
-        // Readable by the unprivileged runs too.
+        // The fixtures, and the binary where the checkout is closed to
+        // other users (a home directory), are copied here, so the
+        // unprivileged runs read and run the same things.
+        let fixtures = dir.path().join("fixtures");
+        copy_tree(&common::fixture(""), &fixtures);
+        let mut bin = assert_cmd::cargo::cargo_bin("aicr");
+        if !open_to_others(&bin) {
+            let copy = dir.path().join("aicr");
+            std::fs::copy(&bin, &copy).unwrap();
+            bin = copy;
+        }
         chmod_tree(dir.path());
         Shared {
             dir,
             recipe,
             bundle,
-            fixtures: common::fixture(""),
+            fixtures,
+            bin,
         }
     })
+}
+
+/// Whether every user may run `bin`: it and each directory above it are
+/// open to others.
+fn open_to_others(bin: &Path) -> bool {
+    let mode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.mode());
+    mode(bin) & 0o001 != 0 && bin.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0)
 }
 
 fn chmod_tree(p: &Path) {
@@ -3367,7 +3387,7 @@ fn chmod_tree(p: &Path) {
 }
 
 /// Placeholders: `{tmp}` the row's temporary directory (the command runs in
-/// `{tmp}/cwd`), `{fx}` tests/fixtures, `{R}` the shared eks/h100 recipe,
+/// `{tmp}/cwd`), `{fx}` a copy of tests/fixtures, `{R}` the shared eks/h100 recipe,
 /// `{B}` its helm bundle (both read only; checked unchanged at the end),
 /// `{gen:NAME}` a generated argument (see [`gen_arg`]).
 fn expand(s: &str, tmp: &Path) -> String {
@@ -3597,7 +3617,7 @@ struct Ran {
 }
 
 fn spawn(row: &Row, tmp: &Path, args: &[String], unprivileged: bool) -> Result<Ran, String> {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("aicr"));
+    let mut cmd = Command::new(&shared().bin);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("AICR_")

@@ -266,6 +266,7 @@ fn gen_arg(name: &str) -> String {
         ),
         "deep_selector" => vec!["a"; 40_000].join("."),
         "long_value" => format!("gpu-operator:x={}", "v".repeat(120_000)),
+        "long_name" => "x".repeat(300),
         "long_key_selector" => format!("components.{}", "k".repeat(120_000)),
         "long_selector_value" => format!("a={}", "v".repeat(120_000)),
         other => panic!("no generated argument {other}"),
@@ -651,6 +652,34 @@ const ROWS: &[Row] = &[
         args: &["recipe", "--service", "eks", "--accelerator", "h100", "--intent", "training", "--os", "ubuntu", "-o", "{tmp}/file/r.yaml"],
         setup: &[File("file", "precious\n")],
         msg: "directory {tmp}/file does not exist",
+        ..R
+    },
+    Row {
+        name: "recipe_o_name_too_long",
+        class: Writes,
+        args: &["recipe", "--service", "eks", "--accelerator", "h100", "--intent", "training", "--os", "ubuntu", "-o", "{tmp}/{gen:long_name}"],
+        msg: "File name too long",
+        ..R
+    },
+    Row {
+        name: "bundle_o_name_too_long",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/{gen:long_name}"],
+        msg: "File name too long",
+        ..R
+    },
+    Row {
+        name: "diff_name_too_long",
+        class: Accepts,
+        args: &["diff", "{R}", "{tmp}/{gen:long_name}"],
+        msg: "File name too long",
+        ..R
+    },
+    Row {
+        name: "verify_name_too_long",
+        class: Accepts,
+        args: &["verify", "{tmp}/{gen:long_name}"],
+        msg: "File name too long",
         ..R
     },
     Row {

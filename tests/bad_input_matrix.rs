@@ -2477,6 +2477,26 @@ const ROWS: &[Row] = &[
         ..R
     },
     Row {
+        name: "bundle_o_earlier_bundle_in_read_only_parent",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/ro/b", "--set", "aws-efa:enabled=false"],
+        setup: &[Bundle("ro/b"), Mode("ro", 0o555)],
+        code: 4,
+        msg: "cannot write {tmp}/ro: Permission denied",
+        root: Some((0, "")),
+        writes: &["ro/b"],
+        ..R
+    },
+    Row {
+        name: "bundle_o_unchanged_bundle_in_read_only_parent",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/ro/b"],
+        setup: &[Bundle("ro/b"), Mode("ro", 0o555)],
+        code: 0,
+        check: Check::Stdout("Bundle unchanged"),
+        ..R
+    },
+    Row {
         name: "snapshot_unreadable_root_dir",
         class: Accepts,
         args: &["snapshot", "--root", "{tmp}/root", "--filter", "os", "--no-timestamp"],

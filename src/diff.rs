@@ -39,6 +39,8 @@ pub enum Error {
     },
     #[error("{path} is a RecipeResult with no components (componentRefs is missing or empty); a recipe lists at least one component")]
     NoComponents { path: String },
+    #[error("{path} is not a valid RecipeResult: componentRefs lists component {name:?} twice; each component may appear once")]
+    DuplicateComponent { path: String, name: String },
     #[error(transparent)]
     Document(#[from] serializer::Error),
 }
@@ -119,10 +121,21 @@ impl Document {
                 // Compared generically; only kind and apiVersion are checked.
                 serializer::typed_document::<Value>(raw.clone(), origin, RESULT_KIND, false)?;
                 let refs = map.get("componentRefs").and_then(Value::as_array);
-                if refs.is_none_or(Vec::is_empty) {
+                let Some(refs) = refs.filter(|r| !r.is_empty()) else {
                     return Err(Error::NoComponents {
                         path: origin.to_string(),
                     });
+                };
+                // Compared keyed by name, as bundle reads them: a name given
+                // twice is refused as bundle refuses it.
+                let mut seen = std::collections::BTreeSet::new();
+                for name in refs.iter().filter_map(|r| r.get("name")?.as_str()) {
+                    if !seen.insert(name) {
+                        return Err(Error::DuplicateComponent {
+                            path: origin.to_string(),
+                            name: name.to_string(),
+                        });
+                    }
                 }
                 None
             }

@@ -100,6 +100,9 @@ impl Class {
             | K::NetworkUnreachable
             | K::NetworkDown
             | K::StaleNetworkFileHandle => Class::Unavailable,
+            // ELOOP (a symbolic link loop the user made): its kind,
+            // FilesystemLoop, cannot be named on stable Rust yet.
+            k if format!("{k:?}") == "FilesystemLoop" => Class::InvalidInput,
             _ => Class::Internal,
         }
     }
@@ -299,6 +302,8 @@ mod tests {
         ] {
             assert_eq!(Class::of_io(kind), class, "{kind:?}");
         }
+        let symlink_loop = std::io::Error::from_raw_os_error(libc::ELOOP).kind();
+        assert_eq!(Class::of_io(symlink_loop), Class::InvalidInput);
     }
 
     #[test]

@@ -179,7 +179,17 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
             Err(_) if std::fs::symlink_metadata(dir.join(path)).is_err() => {
                 report.missing.push(path.clone())
             }
-            Err(_) => report.changed.push(path.clone()),
+            Err(_) => {
+                if let Some(io) = unreadable(&dir.join(path)) {
+                    // A file aicr may not read is not a finding about the
+                    // bundle: it is refused with its class (exit 4).
+                    return Err(Error::Read {
+                        path: format!("{}/{path}", shown.trim_end_matches('/')),
+                        io,
+                    });
+                }
+                report.changed.push(path.clone())
+            }
         }
     }
     let present = walk(dir).map_err(|io| Error::Read {
@@ -194,6 +204,24 @@ pub fn verify(dir: &Path) -> Result<Report, Error> {
     report.verified =
         report.missing.is_empty() && report.changed.is_empty() && report.extra.is_empty();
     Ok(report)
+}
+
+/// The error that keeps a regular file at `path` from being opened for
+/// reading, when it is a permission error; links are not followed and
+/// nothing blocks (a FIFO is not a regular file, and is never opened).
+fn unreadable(path: &Path) -> Option<std::io::Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::symlink_metadata(path).ok()?.is_file() {
+        return None;
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(e),
+        _ => None,
+    }
 }
 
 /// Every entry under `root` that is not a directory, as a relative path

@@ -353,6 +353,7 @@ fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
     if !owner_is_file {
         if is(".git") {
             existing.foreign = top.into_iter().map(|(n, _)| n).collect();
+            check_removable(t, &existing)?;
             return Ok(Some(existing));
         }
         let what = if is(MARKER) {
@@ -401,8 +402,18 @@ fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
     }
     // Every entry inside the bundle's own directories must be its own.
     for d in existing.our_dirs.clone() {
-        let Ok(fd) = open_beneath(existing.dir.as_fd(), &d) else {
-            continue; // gone or not a directory: nothing of the user's inside
+        let fd = match open_beneath(existing.dir.as_fd(), &d) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => continue, // gone: nothing of the user's inside
+            // A link or a file where the bundle had a directory is not
+            // aicr's: replacing it would move it aside, or lose it.
+            Err(Errno::NOTDIR | Errno::LOOP) => {
+                return Err(t.refuse(format!(
+                    "{d} is not the directory aicr wrote (a link or a file is in its place); move it out of {}, or bundle into a new directory",
+                    t.shown
+                )))
+            }
+            Err(e) => return Err(t.io(&d)(e)),
         };
         for (n, _) in list_dir(fd.as_fd()).map_err(t.io(&d))? {
             let rel = format!("{d}/{}", n.to_string_lossy());
@@ -420,7 +431,31 @@ fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
             existing.foreign.push(n);
         }
     }
+    check_removable(t, &existing)?;
     Ok(Some(existing))
+}
+
+/// An earlier bundle is replaced by moving it aside and removing what aicr
+/// wrote: each of its directories must let this user do that, or the run
+/// would end with the old bundle left beside the new one. Refused up front
+/// instead, with the permission error (exit 4).
+fn check_removable(t: &Target, e: &Existing) -> Result<(), Error> {
+    let can = |fd: BorrowedFd<'_>, rel: &str| {
+        rfs::accessat(
+            fd,
+            ".",
+            rfs::Access::WRITE_OK | rfs::Access::EXEC_OK,
+            AtFlags::EACCESS,
+        )
+        .map_err(t.io(rel))
+    };
+    can(e.dir.as_fd(), "")?;
+    for d in &e.our_dirs {
+        if let Ok(fd) = open_beneath(e.dir.as_fd(), d) {
+            can(fd.as_fd(), d)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks, before any work, that `dest` can receive a bundle: absent, an

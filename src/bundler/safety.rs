@@ -125,8 +125,28 @@ pub fn url(component: &str, field: &'static str, url: &str) -> Result<(), Error>
     }
 }
 
-/// The Git repository of `--repo`.
+/// The user information of a `scheme://user[:password]@host/...` URL that
+/// is a credential: any on http(s) (a token as user name is the common
+/// form), a password on ssh. `git@host:path` and `ssh://git@host` name a
+/// user only.
+fn url_credentials(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    (scheme != "ssh" || userinfo.contains(':')).then_some(userinfo)
+}
+
+/// The Git repository of `--repo`. A URL carrying credentials is refused,
+/// and not quoted with them: the URL is written into the bundle, which is
+/// pushed to that very repository.
 pub fn repo_url(url: &str) -> Result<(), Error> {
+    if let Some(userinfo) = url_credentials(url) {
+        return Err(Error::BadFlag {
+            flag: "--repo",
+            arg: url.replacen(&format!("{userinfo}@"), "[REDACTED]@", 1),
+            reason: "the URL carries credentials, which would be written into the bundle and pushed with it; give the URL without them and configure repository credentials in Argo CD or Flux".into(),
+        });
+    }
     if url_ok(url, true) {
         Ok(())
     } else {
@@ -206,6 +226,28 @@ mod tests {
             assert!(!url_ok(bad, false), "{bad}");
         }
         assert!(url_ok("git@github.com:o/r.git", true));
+    }
+
+    #[test]
+    fn repo_urls_with_credentials_are_refused_unquoted() {
+        for ok in [
+            "https://github.com/o/r.git",
+            "git@github.com:o/r.git",
+            "ssh://git@github.com/o/r.git",
+            "https://github.com/o/r@v1.git",
+        ] {
+            assert!(repo_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://user:hunter2@github.com/o/r.git",
+            "https://ghp_hunter2@github.com/o/r.git",
+            "ssh://git:hunter2@github.com/o/r.git",
+        ] {
+            let e = repo_url(bad).unwrap_err().to_string();
+            assert!(e.contains("carries credentials"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(e.contains("[REDACTED]@github.com"), "{e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::set::{parse_path, set_path};
 use super::Error;
+use crate::error::excerpt;
 use crate::recipe::registry::{RegistryComponent, SchedulingPaths};
 
 const EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
@@ -34,7 +35,8 @@ impl Toleration {
         };
         if !EFFECTS.contains(&effect) {
             return Err(bad(format!(
-                "effect {effect:?} is not one of {}",
+                "effect {:?} is not one of {}",
+                excerpt(effect),
                 EFFECTS.join(", ")
             )));
         }
@@ -111,12 +113,16 @@ fn check_label_key(k: &str) -> Result<(), String> {
                     && !l.ends_with('-')
             });
         if !ok {
-            return Err(format!("key prefix {p:?} is not a DNS subdomain"));
+            return Err(format!(
+                "key prefix {:?} is not a DNS subdomain",
+                excerpt(p)
+            ));
         }
     }
     if name.is_empty() || name.len() > 63 || !label_chars(name) {
         return Err(format!(
-            "key {k:?} is not a label key (up to 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)"
+            "key {:?} is not a label key (up to 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)",
+            excerpt(k)
         ));
     }
     Ok(())
@@ -125,7 +131,8 @@ fn check_label_key(k: &str) -> Result<(), String> {
 fn check_label_value(v: &str) -> Result<(), String> {
     if v.len() > 63 || (!v.is_empty() && !label_chars(v)) {
         return Err(format!(
-            "value {v:?} is not a label value (up to 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)"
+            "value {:?} is not a label value (up to 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)",
+            excerpt(v)
         ));
     }
     Ok(())

@@ -18,6 +18,7 @@
 use serde_json::{Map, Value};
 
 use super::Error;
+use crate::error::excerpt;
 use crate::recipe::path::Path;
 pub use crate::recipe::path::Segment as Step;
 
@@ -78,7 +79,7 @@ impl Assignment {
         let value = match kind {
             SetKind::Typed => typed(raw),
             SetKind::String => Value::String(raw.to_string()),
-            SetKind::Json => serde_json::from_str(raw)
+            SetKind::Json => crate::serializer::parse_json(raw)
                 .map_err(|e| bad(&format!("the value is not valid JSON ({e})")))?,
         };
         let depth = path.len() + depth(&value);
@@ -169,23 +170,26 @@ pub fn parse_path(text: &str) -> Result<Vec<Step>, String> {
     if text.is_empty() {
         return Err("the path is empty".into());
     }
-    let path = Path::parse(text)
-        .map_err(|e| format!("invalid path {:?}: {e}", crate::error::excerpt(text)))?;
+    let path = Path::parse(text).map_err(|e| format!("invalid path {:?}: {e}", excerpt(text)))?;
     match path.0.first() {
-        None => return Err(format!("path {text:?} names no key")),
-        Some(Step::Index(_)) => return Err(format!("path {text:?} starts with an index")),
+        None => return Err(format!("path {:?} names no key", excerpt(text))),
+        Some(Step::Index(_)) => {
+            return Err(format!("path {:?} starts with an index", excerpt(text)))
+        }
         Some(Step::Key(_)) => {}
     }
     for step in &path.0 {
         if let Step::Index(i) = step {
             if *i < 0 {
                 return Err(format!(
-                    "list index [{i}] in path {text:?} is not a non-negative integer"
+                    "list index [{i}] in path {:?} is not a non-negative integer",
+                    excerpt(text)
                 ));
             }
             if *i > MAX_INDEX as i64 {
                 return Err(format!(
-                    "list index {i} in path {text:?} is over the limit of {MAX_INDEX}"
+                    "list index {i} in path {:?} is over the limit of {MAX_INDEX}",
+                    excerpt(text)
                 ));
             }
         }
@@ -273,7 +277,7 @@ mod tests {
             Assignment::parse(&deep(127), SetKind::Json)
                 .unwrap_err()
                 .to_string(),
-            format!("--set-json {:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)", crate::error::excerpt(&deep(127)))
+            format!("--set-json {:?}: the path and value nest 129 levels deep; values may nest at most 128 levels (what YAML and JSON readers accept)", excerpt(&deep(127)))
         );
     }
 
@@ -305,7 +309,7 @@ mod tests {
             parse_path(&deep).unwrap_err(),
             format!(
                 "invalid path {:?}: a path may have at most 64 keys and indexes at character 129",
-                crate::error::excerpt(&deep)
+                excerpt(&deep)
             )
         );
         assert_eq!(

@@ -6,7 +6,7 @@ use crate::error::Result;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::{emit, ExitStatus};
+use super::{emit_verdict, ExitStatus};
 use crate::diff::{Change, Document, Pair, EXPECTED};
 use crate::error::UsageError;
 use crate::serializer::{self, table, Format, Output};
@@ -103,12 +103,12 @@ pub fn run(args: DiffArgs) -> Result<ExitStatus> {
         DiffFormat::Patch => serializer::to_json(&to_value(&pair.patch())),
     };
     // Also when empty: -o always leaves this run's result.
-    emit(&settings.output, &text)?;
-    Ok(if settings.fail_on_drift && !changes.is_empty() {
+    let verdict = if settings.fail_on_drift && !changes.is_empty() {
         ExitStatus::Findings
     } else {
         ExitStatus::Success
-    })
+    };
+    emit_verdict(&settings.output, &text, verdict)
 }
 
 fn read(path: &str) -> Result<Document> {

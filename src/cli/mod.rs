@@ -291,6 +291,18 @@ pub fn emit(output: &Output, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes a command's report and returns its verdict. When the reader of
+/// stdout went away the verdict still stands: a broken pipe is success only
+/// for a command that found nothing (`aicr verify DIR | head` still exits 1
+/// on a tampered bundle).
+pub fn emit_verdict(output: &Output, text: &str, verdict: ExitStatus) -> Result<ExitStatus> {
+    match emit(output, text) {
+        Err(e) if e.is_broken_pipe() => Ok(verdict),
+        Err(e) => Err(e),
+        Ok(()) => Ok(verdict),
+    }
+}
+
 /// `-o/--output` and `-t/--format`, shared by the commands that write a document.
 #[derive(Debug, Args)]
 pub struct OutputArgs {

@@ -113,10 +113,21 @@ impl Settings {
             );
         }
         let timeout = parse_timeout(&args.timeout)?;
-        if !args.root.is_dir() {
-            return Err(
-                UsageError(format!("--root {}: not a directory", args.root.display())).into(),
-            );
+        match std::fs::metadata(&args.root) {
+            // Missing is not found (3), unreadable unauthorized (4).
+            Err(io) => {
+                return Err(crate::serializer::Error::Read {
+                    path: format!("--root {}", args.root.display()),
+                    io,
+                }
+                .into())
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(
+                    UsageError(format!("--root {}: not a directory", args.root.display())).into(),
+                )
+            }
+            Ok(_) => {}
         }
         let cluster = cluster_config(args.kubeconfig)?;
         let search_path = std::env::var_os("PATH")
@@ -184,7 +195,18 @@ fn cluster_config(flag: Option<PathBuf>) -> Result<ClusterConfig> {
                 ))
                 .into());
             }
-            Ok(_) => return Ok(ClusterConfig::Kubeconfig(p)),
+            // A regular file: opening it cannot block. One aicr may not
+            // read is refused now (exit 4), as every other input is.
+            Ok(_) => {
+                if let Err(io) = std::fs::File::open(&p) {
+                    return Err(crate::serializer::Error::Read {
+                        path: format!("--kubeconfig {}", p.display()),
+                        io,
+                    }
+                    .into());
+                }
+                return Ok(ClusterConfig::Kubeconfig(p));
+            }
         }
     }
     if let Some(list) = std::env::var_os("KUBECONFIG") {

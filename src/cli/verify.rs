@@ -72,10 +72,10 @@ pub fn check(dir: &Path, format: VerifyFormat) -> Result<ExitStatus> {
             s
         }
     };
-    super::emit(&Output::Stdout, &text)?;
-    Ok(if report.verified {
+    let verdict = if report.verified {
         ExitStatus::Success
     } else {
         ExitStatus::Findings
-    })
+    };
+    super::emit_verdict(&Output::Stdout, &text, verdict)
 }

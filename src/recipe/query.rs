@@ -12,39 +12,39 @@ use crate::error::{Class, Classify};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid selector {selector_shown:?}: {reason} at character {pos}; selectors look like components.gpu-operator.values.driver.version, deploymentOrder[0] or components.\"name.with.dots\"", selector_shown = crate::error::excerpt(.selector))]
+    #[error("invalid selector {selector_:?}: {reason} at character {pos}; selectors look like components.gpu-operator.values.driver.version, deploymentOrder[0] or components.\"name.with.dots\"", selector_ = crate::error::excerpt(.selector))]
     Syntax {
         selector: String,
         pos: usize,
         reason: &'static str,
     },
-    #[error("selector {selector_shown:?}: key {key:?} not found at {at}; available keys: {available}", selector_shown = crate::error::excerpt(.selector))]
+    #[error("selector {selector_:?}: key {key_:?} not found at {at_}; available keys: {available}", selector_ = crate::error::excerpt(.selector), key_ = crate::error::excerpt(.key), at_ = crate::error::excerpt(.at))]
     KeyNotFound {
         selector: String,
         at: String,
         key: String,
         available: String,
     },
-    #[error("selector {selector_shown:?}: index {index} is out of range at {at}, which has {len} items", selector_shown = crate::error::excerpt(.selector))]
+    #[error("selector {selector_:?}: index {index} is out of range at {at_}, which has {len} items", selector_ = crate::error::excerpt(.selector), at_ = crate::error::excerpt(.at))]
     IndexOutOfRange {
         selector: String,
         at: String,
         index: i64,
         len: usize,
     },
-    #[error("selector {selector_shown:?}: {at} is a list of {len} items, not a mapping; select an item with [0]..[{last}]", last = len.saturating_sub(1), selector_shown = crate::error::excerpt(.selector))]
+    #[error("selector {selector_:?}: {at_} is a list of {len} items, not a mapping; select an item with [0]..[{last}]", last = len.saturating_sub(1), selector_ = crate::error::excerpt(.selector), at_ = crate::error::excerpt(.at))]
     NotAMap {
         selector: String,
         at: String,
         len: usize,
     },
-    #[error("selector {selector_shown:?}: {at} is a mapping, not a list; select a key: {available}", selector_shown = crate::error::excerpt(.selector))]
+    #[error("selector {selector_:?}: {at_} is a mapping, not a list; select a key: {available}", selector_ = crate::error::excerpt(.selector), at_ = crate::error::excerpt(.at))]
     NotAList {
         selector: String,
         at: String,
         available: String,
     },
-    #[error("selector {selector_shown:?}: {at} is the value {value}, which has nothing below it", selector_shown = crate::error::excerpt(.selector))]
+    #[error("selector {selector_:?}: {at_} is the value {value}, which has nothing below it", selector_ = crate::error::excerpt(.selector), at_ = crate::error::excerpt(.at))]
     Scalar {
         selector: String,
         at: String,

@@ -206,6 +206,16 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Resul
                 });
             }
             files.insert(normalise(&rel)?, path);
+        } else {
+            // A FIFO, socket or device is never skipped in silence (nor
+            // opened, which could block): the data would not be what the
+            // directory shows.
+            return Err(Error::DataDir {
+                dir: root.display().to_string(),
+                reason: format!(
+                    "{rel} is not a regular file (a FIFO, socket or device); a --data directory holds only directories and regular files"
+                ),
+            });
         }
     }
     Ok(())

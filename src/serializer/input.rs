@@ -45,7 +45,8 @@ pub fn read_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8
     // Judge the type before opening: opening some devices has effects.
     let meta = std::fs::metadata(path).map_err(read_err)?;
     check_type(&meta, &shown)?;
-    let file = File::open(path).map_err(read_err)?;
+    // Non-blocking, so a FIFO nobody writes to is not waited on forever.
+    let file = open_nonblocking(path).map_err(read_err)?;
     // And again on what was opened, in case the path changed in between.
     let meta = file.metadata().map_err(read_err)?;
     check_type(&meta, &shown)?;
@@ -56,7 +57,59 @@ pub fn read_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8
             what,
         });
     }
+    #[cfg(unix)]
+    if std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+        return read_fifo(file, &shown, limit, what);
+    }
     read_limited(file, &shown, limit, what)
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// A FIFO is read only when a writer has it open, as `-o` writes to one
+/// only when a reader has it open: a read that finds no writer (end of
+/// file at once) is refused rather than waited on. With a writer, the rest
+/// is read blocking, up to `limit`.
+#[cfg(unix)]
+fn read_fifo(
+    mut file: File,
+    shown: &str,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
+    let read_err = |io| Error::Read {
+        path: shown.to_string(),
+        io,
+    };
+    let mut first = [0u8; 1];
+    let got = loop {
+        match file.read(&mut first) {
+            Ok(0) => return Err(Error::NoWriter(shown.to_string())),
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(io) => return Err(read_err(io)),
+        }
+    };
+    super::output::blocking(&file).map_err(read_err)?;
+    read_limited(
+        std::io::Read::chain(&first[..got], file),
+        shown,
+        limit,
+        what,
+    )
 }
 
 fn read_limited(
@@ -145,6 +198,13 @@ pub fn parse_value(bytes: &[u8], path: &str, expected: &'static str) -> Result<V
         return Err(Error::Empty { path, expected });
     }
     Ok(value)
+}
+
+/// Parses one JSON text (a command-line value such as `--set-json`'s),
+/// refusing a key that appears twice in a mapping, as documents are.
+pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    Strict::deserialize(&mut de).and_then(|v| de.end().map(|()| v.0))
 }
 
 fn parse_json_or_flow_yaml(text: &str, path: &str) -> Result<Value, Error> {
@@ -274,7 +334,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
         })
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity: kept as a value they would become
+        // null, silently (a Helm value of null deletes the key).
+        if !v.is_finite() {
+            return Err(E::custom(format!(
+                "{v} (.nan, .inf) is not a number aicr can keep; quote it to mean a string"
+            )));
+        }
         Ok(float(v))
     }
 
@@ -322,7 +389,8 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
-/// A float as `serde_json::Value` holds it: NaN and infinities become null.
+/// A float as `serde_json::Value` holds it (finite: NaN and infinities
+/// are refused before, see `visit_f64`).
 fn float(v: f64) -> Value {
     Number::from_f64(v).map_or(Value::Null, Value::Number)
 }
@@ -391,9 +459,21 @@ mod tests {
 
     #[test]
     fn values_match_serde_json_value() {
-        let text = "a: 1\nb: -2\nc: 1.5\nd: ~\ne: [true, 'x']\nf: 18446744073709551615\ng: .inf\n";
+        let text =
+            "a: 1\nb: -2\nc: 1.5\nd: ~\ne: [true, 'x']\nf: 18446744073709551615\ng: '.inf'\n";
         let plain: Value = serde_yaml_ng::from_str(text).unwrap();
         assert_eq!(parse(text).unwrap(), plain);
+    }
+
+    #[test]
+    fn nan_and_infinities_are_refused_not_made_null() {
+        // serde_json::Value would hold them as null: a Helm value deleted.
+        for v in [".nan", ".inf", "-.inf"] {
+            let e = parse(&format!("kind: x\ng: {v}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not a number aicr can keep"), "{e}");
+        }
     }
 
     #[test]

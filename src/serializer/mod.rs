@@ -8,7 +8,7 @@ mod output;
 pub mod table;
 pub mod yaml;
 
-pub use input::{parse_value, read_capped, read_input, MAX_DOCUMENT_BYTES};
+pub use input::{parse_json, parse_value, read_capped, read_input, MAX_DOCUMENT_BYTES};
 pub use output::{parent_dir, write_file, Output};
 
 use std::fmt;
@@ -48,6 +48,8 @@ pub enum Error {
     Read { path: String, io: std::io::Error },
     #[error("{path} is a {kind}; expected a regular file, a pipe, or - for standard input")]
     NotAFile { path: String, kind: &'static str },
+    #[error("{0} is a FIFO with no writer (or one that wrote nothing); start the writer first, or give a file path")]
+    NoWriter(String),
     #[error("{path} is larger than {}, the limit for a {what}", size_text(*.limit))]
     TooLarge {
         path: String,

@@ -193,7 +193,7 @@ fn write_through(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Clears `O_NONBLOCK` on an open file, so writes wait for a slow reader.
 #[cfg(unix)]
-fn blocking(file: &File) -> std::io::Result<()> {
+pub(super) fn blocking(file: &File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor this function borrows open; F_GETFL and

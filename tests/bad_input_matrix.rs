@@ -354,6 +354,14 @@ const ROWS: &[Row] = &[
         class: Writes,
         args: &["bundle", "-r", "{R}", "-o", "{tmp}/b"],
         setup: &[Bundle("b"), File("b/gpu-operator/values.yaml", "edited: by hand\n")],
+        msg: "gpu-operator/values.yaml changed since aicr wrote them (they no longer match checksums.txt;",
+        ..R
+    },
+    Row {
+        name: "bundle_o_edited_bundle_file_force",
+        class: Writes,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/b", "--force"],
+        setup: &[Bundle("b"), File("b/gpu-operator/values.yaml", "edited: by hand\n")],
         code: 0,
         writes: &["b/gpu-operator/values.yaml"],
         check: Check::Stdout("Bundle written to"),
@@ -1865,6 +1873,14 @@ const ROWS: &[Row] = &[
         name: "bundle_o_bundle_file_sparse_4g",
         class: Crash,
         args: &["bundle", "-r", "{R}", "-o", "{tmp}/b"],
+        setup: &[Bundle("b"), Sparse("b/deploy.sh", 1 << 32)],
+        msg: "deploy.sh changed since aicr wrote them",
+        ..R
+    },
+    Row {
+        name: "bundle_o_bundle_file_sparse_4g_force",
+        class: Crash,
+        args: &["bundle", "-r", "{R}", "-o", "{tmp}/b", "--force"],
         setup: &[Bundle("b"), Sparse("b/deploy.sh", 1 << 32)],
         code: 0,
         writes: &["b/deploy.sh"],

@@ -720,9 +720,33 @@ fn rebundle_replaces_the_directory_and_verify_checks_it() {
         std::fs::read_to_string(dir.join("gpu-operator/extra.yaml")).unwrap(),
         "a: 1\n"
     );
-    // Once it is moved away, bundling again repairs the rest.
+    // Once it is moved away, the edited recipe.yaml is still someone's
+    // work: refused, and kept.
     std::fs::remove_file(dir.join("gpu-operator/extra.yaml")).unwrap();
-    let out = bundle(&recipe, &dir, &["--set", "aws-efa:enabled=false"]);
+    let out = run(&[
+        "bundle",
+        "-r",
+        recipe.to_str().unwrap(),
+        "-o",
+        d,
+        "--set",
+        "aws-efa:enabled=false",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!("error: output {d}: recipe.yaml changed since aicr wrote them (they no longer match checksums.txt; `aicr verify {d}` lists them); keep your changes elsewhere, or give --force to overwrite them\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("recipe.yaml")).unwrap(),
+        "kind: RecipeResult\n"
+    );
+    // With --force, bundling again repairs it (the removed file comes back).
+    let out = bundle(
+        &recipe,
+        &dir,
+        &["--set", "aws-efa:enabled=false", "--force"],
+    );
     assert!(
         stdout(&out).starts_with("Bundle written to "),
         "{}",

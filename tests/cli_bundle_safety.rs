@@ -127,16 +127,24 @@ fn a_bundle_in_a_git_checkout_keeps_git_and_the_users_files() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(beside.len(), 2, "{beside:?}");
-    // A user file where the bundle writes one is refused, and kept.
-    std::fs::remove_file(repo.join("README.md")).unwrap();
+    // The bundle's own README.md edited by hand: refused and kept, unless
+    // --force.
     std::fs::write(repo.join("README.md"), "my readme\n").unwrap();
+    let before = tree(&repo);
     let out = bundle_into(&r, p, tmp.path());
+    assert_eq!(code(&out), 2);
     assert_eq!(
-        code(&out),
-        0,
-        "README.md is the bundle's own file: {}",
-        stderr(&out)
+        stderr(&out),
+        format!("error: output {p}: README.md changed since aicr wrote them (they no longer match checksums.txt; `aicr verify {p}` lists them); keep your changes elsewhere, or give --force to overwrite them\n")
     );
+    assert_eq!(tree(&repo), before);
+    let out = aicr()
+        .args(["bundle", "-r", r.to_str().unwrap(), "-o", p, "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(verified(&repo));
+    // A user file where the bundle writes one is refused, and kept.
     let git = tmp.path().join("git2");
     std::fs::create_dir_all(git.join(".git")).unwrap();
     std::fs::write(git.join("README.md"), "my readme\n").unwrap();

@@ -300,6 +300,8 @@ struct Existing {
     our_dirs: BTreeSet<String>,
     /// Top-level entries aicr did not write: carried into the new bundle.
     foreign: Vec<OsString>,
+    /// The earlier bundle's checksums: path -> SHA-256.
+    listed: BTreeMap<String, String>,
 }
 
 fn stat_id(st: &rfs::Stat) -> (u64, u64) {
@@ -340,6 +342,7 @@ fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
         ours: BTreeSet::new(),
         our_dirs: BTreeSet::new(),
         foreign: Vec::new(),
+        listed: BTreeMap::new(),
     };
     if top.is_empty() {
         return Ok(Some(existing));
@@ -376,12 +379,10 @@ fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
             .map_err(|_| t.refuse(format!("its {MARKER} is not UTF-8 text")))?;
         super::checksum::parse(&text, &format!("{}/{MARKER}", t.shown))
             .map_err(|e| t.refuse(e.to_string()))?
-            .into_keys()
-            .collect::<BTreeSet<_>>()
     } else {
-        BTreeSet::new()
+        BTreeMap::new()
     };
-    for rel in &listed {
+    for rel in listed.keys() {
         let mut acc = String::new();
         let mut parts = rel.split('/').peekable();
         while let Some(part) = parts.next() {
@@ -432,6 +433,7 @@ fn inspect_to(t: &Target, deep: bool) -> Result<Option<Existing>, Error> {
         }
     }
     check_removable(t, &existing)?;
+    existing.listed = listed;
     Ok(Some(existing))
 }
 
@@ -470,7 +472,7 @@ pub fn check_destination(dest: &Path) -> Result<(), Error> {
 /// Writes `files` as the directory `dest`, replacing an earlier bundle
 /// there. A bundle that already holds exactly these files is left as it is
 /// (same bytes, and its timestamps stay).
-pub fn write(dest: &Path, files: &Files) -> Result<Written, Error> {
+pub fn write(dest: &Path, files: &Files, force: bool) -> Result<Written, Error> {
     let t = Target::resolve(dest)?;
     t.lock()?;
     recover_leftovers(&t);
@@ -478,6 +480,9 @@ pub fn write(dest: &Path, files: &Files) -> Result<Written, Error> {
     let mut same = BTreeSet::new();
     if let Some(e) = &existing {
         check_collisions(&t, e, files)?;
+        if !force {
+            check_edits(&t, e)?;
+        }
         same = same_files(e, files);
         if unchanged(e, files, &same) {
             return Ok(Written::Unchanged);
@@ -487,6 +492,57 @@ pub fn write(dest: &Path, files: &Files) -> Result<Written, Error> {
     let result = replace(&t, existing.as_ref(), files, &same, &signals);
     drop(signals);
     result.map(|()| Written::Written)
+}
+
+/// Files of the earlier bundle edited since aicr wrote them (their bytes no
+/// longer match its `checksums.txt`) are someone's work: refused unless
+/// `--force`. A missing file lost nothing and is written again.
+fn check_edits(t: &Target, e: &Existing) -> Result<(), Error> {
+    let mut dirs = Dirs::new(e.dir.as_fd());
+    let mut edited = Vec::new();
+    for (rel, sum) in &e.listed {
+        let (dir, base) = split_rel(rel);
+        let Some(parent) = dirs.get(dir) else {
+            continue;
+        };
+        let Ok(fd) = rfs::openat(
+            parent,
+            base,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        // Only a regular file holds work; a FIFO or device in its place
+        // (or a link, refused by the open) holds nothing to lose.
+        let regular = rfs::fstat(&fd)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+        if !regular {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        let read = std::fs::File::from(fd)
+            .take(FILE_CAP + 1)
+            .read_to_end(&mut bytes)
+            .is_ok();
+        if !read || bytes.len() as u64 > FILE_CAP || &super::checksum::sha256_hex(&bytes) != sum {
+            edited.push(rel.as_str());
+        }
+    }
+    if edited.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = edited.iter().take(10).copied().collect();
+    let more = if edited.len() > 10 {
+        format!(" and {} more", edited.len() - 10)
+    } else {
+        String::new()
+    };
+    Err(t.refuse(format!(
+        "{}{more} changed since aicr wrote them (they no longer match checksums.txt; `aicr verify {}` lists them); keep your changes elsewhere, or give --force to overwrite them",
+        shown.join(", "),
+        t.shown
+    )))
 }
 
 /// A top-level entry aicr did not write must not be one the new bundle
@@ -1213,7 +1269,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("b");
         let a = files(&[("x/values.yaml", "a: 1\n"), ("README.md", "hi\n")]);
-        assert_eq!(write(&out, &a).unwrap(), Written::Written);
+        assert_eq!(write(&out, &a, false).unwrap(), Written::Written);
         assert_eq!(
             tree(&out),
             [
@@ -1224,9 +1280,9 @@ mod tests {
                 "x/values.yaml"
             ]
         );
-        assert_eq!(write(&out, &a).unwrap(), Written::Unchanged);
+        assert_eq!(write(&out, &a, false).unwrap(), Written::Unchanged);
         let b = files(&[("y/values.yaml", "b: 2\n"), ("README.md", "hi\n")]);
-        assert_eq!(write(&out, &b).unwrap(), Written::Written);
+        assert_eq!(write(&out, &b, false).unwrap(), Written::Written);
         assert_eq!(
             tree(&out),
             [
@@ -1246,12 +1302,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("b");
         let a = files(&[("x/values.yaml", "a: 1\n")]);
-        write(&out, &a).unwrap();
+        write(&out, &a, false).unwrap();
         std::fs::create_dir(out.join(".git")).unwrap();
         std::fs::write(out.join(".git/HEAD"), "ref\n").unwrap();
         std::fs::write(out.join("notes.doc"), "mine\n").unwrap();
         let b = files(&[("y/values.yaml", "b: 2\n")]);
-        assert_eq!(write(&out, &b).unwrap(), Written::Written);
+        assert_eq!(write(&out, &b, false).unwrap(), Written::Written);
         assert_eq!(
             std::fs::read_to_string(out.join(".git/HEAD")).unwrap(),
             "ref\n"
@@ -1263,7 +1319,7 @@ mod tests {
         assert!(!out.join("x").exists());
         assert!(!out.join(CARRIED).exists());
         std::fs::write(out.join("y/mine.txt"), "mine\n").unwrap();
-        let err = write(&out, &a).unwrap_err().to_string();
+        let err = write(&out, &a, false).unwrap_err().to_string();
         assert!(err.contains("y/mine.txt was not written by aicr"), "{err}");
         assert_eq!(
             std::fs::read_to_string(out.join("y/mine.txt")).unwrap(),
@@ -1278,7 +1334,7 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         std::fs::write(out.join(MARKER), "").unwrap();
         std::fs::write(out.join("notes.doc"), "mine\n").unwrap();
-        let err = write(&out, &files(&[("a.yaml", "a: 1\n")])).unwrap_err();
+        let err = write(&out, &files(&[("a.yaml", "a: 1\n")]), false).unwrap_err();
         assert!(err.to_string().contains("no .aicr-bundle marker"), "{err}");
         assert_eq!(tree(&out), ["checksums.txt", "notes.doc"]);
     }
@@ -1288,7 +1344,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("b");
         let a = files(&[("x/values.yaml", "a: 1\n")]);
-        write(&out, &a).unwrap();
+        write(&out, &a, false).unwrap();
         // A run killed after carrying .git into its new directory.
         let left = tmp.path().join(".b.aicr-0123456789abcdef");
         std::fs::create_dir(&left).unwrap();
@@ -1298,7 +1354,7 @@ mod tests {
         std::fs::write(left.join(".git/HEAD"), "ref\n").unwrap();
         std::fs::write(left.join("half.yaml"), "x").unwrap();
         let b = files(&[("y/values.yaml", "b: 2\n")]);
-        write(&out, &b).unwrap();
+        write(&out, &b, false).unwrap();
         assert!(!left.exists());
         assert_eq!(
             std::fs::read_to_string(out.join(".git/HEAD")).unwrap(),

@@ -45,6 +45,10 @@ pub struct BundleArgs {
     )]
     pub output: PathBuf,
 
+    /// Replace files of an earlier bundle that were edited since aicr wrote them (refused otherwise)
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
+
     /// How the bundle is deployed
     #[arg(
         short = 'd',
@@ -129,6 +133,8 @@ struct Settings {
     /// The recipe data: embedded, or layered with `--data`.
     store: DataStore,
     output: PathBuf,
+    /// Overwrite edits made to an earlier bundle's files.
+    force: bool,
     deployer: Kind,
     git: GitSource,
     options: Options,
@@ -224,6 +230,7 @@ impl Settings {
             source,
             store: args.data.open()?,
             output: args.output.clone(),
+            force: args.force,
             deployer: args.deployer,
             git: GitSource {
                 repo: args
@@ -255,7 +262,8 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
     let prepared = bundler::prepare(store, &recipe, &settings.options)?;
     let deployer = deployer::new(settings.deployer, settings.git.clone());
     let files = deployer::assemble(&prepared, deployer.as_ref())?;
-    let written = output::write(&settings.output, &files).map_err(bundler::Error::from)?;
+    let written =
+        output::write(&settings.output, &files, settings.force).map_err(bundler::Error::from)?;
 
     for w in prepared.warnings.iter().chain(deployer.warnings().iter()) {
         tracing::warn!("{w}");

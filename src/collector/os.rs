@@ -262,6 +262,14 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
     let mut tokens = tokens.into_iter();
     while let Some(t) = tokens.next() {
         match t.split_once('=') {
+            // `AUTH=Basic dXNl...`: a scheme takes the next word with it.
+            Some((k, v)) if v.eq_ignore_ascii_case("basic") || v.eq_ignore_ascii_case("bearer") => {
+                let v = match tokens.next() {
+                    Some(next) => format!("{v} {next}"),
+                    None => v.to_string(),
+                };
+                out.insert(k.to_string(), Reading::from(v));
+            }
             Some((k, v)) => {
                 let v = match out.get(k) {
                     Some(Reading::Text(prev)) => format!("{prev},{v}"),
@@ -274,6 +282,14 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
             None if redact::names_next_secret(&t) => {
                 let v = tokens.next().unwrap_or_default();
                 out.insert(t, Reading::from(v));
+            }
+            // `api_key:hunter2`: a secret name and its value in one word.
+            None if t.split_once(':').is_some_and(|(k, v)| {
+                !v.is_empty() && !v.starts_with("//") && redact::sensitive_key(k)
+            }) =>
+            {
+                let (k, v) = t.split_once(':').unwrap_or_default();
+                out.insert(k.to_string(), Reading::from(v));
             }
             None => {
                 out.insert(t, Reading::Bool(true));
@@ -294,6 +310,27 @@ pub fn parse_modules(text: &str) -> BTreeMap<String, Reading> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cmdline_secrets_in_one_word_or_after_a_scheme_are_paired_and_redacted() {
+        let r = parse_cmdline("ro api_key:hunter2 AUTH=Basic dXNlcjpwYXNz quiet url=http://x:80\n");
+        let text = |k: &str| match &r[k] {
+            Reading::Text(t) => t.clone(),
+            other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(text("api_key"), "hunter2");
+        assert_eq!(text("AUTH"), "Basic dXNlcjpwYXNz");
+        assert!(!r.contains_key("dXNlcjpwYXNz"));
+        assert_eq!(r["quiet"], Reading::Bool(true));
+        assert_eq!(
+            redact::check("api_key", "hunter2").as_deref(),
+            Some(redact::REDACTED)
+        );
+        assert_eq!(
+            redact::check("AUTH", "Basic dXNlcjpwYXNz").as_deref(),
+            Some("Basic [REDACTED]")
+        );
+    }
 
     #[test]
     fn os_release_quotes_and_escapes() {

@@ -18,6 +18,7 @@
 //! | word | a URL query parameter whose name is secret | `https://h/?token=abc&a=1` | `https://h/?token=[REDACTED]&a=1` |
 //! | word | `name=value` whose name is secret (leading dashes ignored); nested up to 8 deep (`a=b=token=x`), anything deeper goes unread | `--bootstrap-token=abc` | `--bootstrap-token=[REDACTED]` |
 //! | words | the word after `Bearer`/`Basic`, after a secret `name:` and after a secret `--flag` (on the kernel command line the flag takes that word as its value) | `Authorization: Bearer abc`, `-- --password x` | `Authorization: Bearer [REDACTED]`, `--password: [REDACTED]` |
+//! | words | on the kernel command line (paired by `os::parse_cmdline`): `name:value` in one word whose name is secret; `name=Basic`/`name=Bearer` and the word after it | `api_key:hunter2`, `AUTH=Basic dXNl` | `api_key: [REDACTED]`, `AUTH: Basic [REDACTED]` |
 //! | JSON | in a Kubernetes document (the ClusterPolicy spec, before its lists become readings): the `value` of a `{name, value}` pair whose name is secret; a field named `key` is a key's name, not a secret | `{"name":"NGC_API_KEY","value":"abc"}` | `{"name":"NGC_API_KEY","value":"[REDACTED]"}` |
 //! | key | a reading key that is itself key material (a bare flag on the kernel command line) is renamed | `AKIAIOSFODNN7EXAMPLE` (flag) | key `[REDACTED]`, then `[REDACTED]#2`, ... |
 //!

@@ -253,7 +253,7 @@ fn huge_and_binary_files_under_the_root() {
 #[test]
 fn nvidia_smi_flooding_stderr_is_read() {
     let xml = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/nodes/h200-ubuntu2404/nvidia-smi-q.xml");
+        .join("tests/fixtures/nodes/h200-ubuntu2404/nvidia-smi-q.xml");
     let smi = fake_nvidia_smi(&format!(
         "head -c 1048576 /dev/zero | tr '\\0' e >&2\ncat '{}'",
         xml.display()

@@ -8,7 +8,8 @@
 //! - Paths are dotted keys with list indexes: `a.b[0].c`; `\.` is a literal
 //!   dot inside a key, as is a quoted key (`"k8s.io/x"`): the syntax of
 //!   [`crate::recipe::path`], at most 64 segments. An index past the end pads
-//!   the list with nulls, as Helm does.
+//!   the list with nulls, as Helm does; the indexes of one path add up to
+//!   at most 65,536, Helm's limit for one index.
 //! - One assignment per flag: the value runs to the end of the argument, so
 //!   `a=x=y` sets `x=y` and commas are kept.
 //!
@@ -178,6 +179,7 @@ pub fn parse_path(text: &str) -> Result<Vec<Step>, String> {
         }
         Some(Step::Key(_)) => {}
     }
+    let mut padded: i64 = 0;
     for step in &path.0 {
         if let Step::Index(i) = step {
             if *i < 0 {
@@ -192,7 +194,16 @@ pub fn parse_path(text: &str) -> Result<Vec<Step>, String> {
                     excerpt(text)
                 ));
             }
+            padded += i;
         }
+    }
+    // Each index pads its list with nulls, and nested lists are padded one
+    // by one: `a[65536][65536]…`, 63 deep, is four million nulls and
+    // hundreds of MiB of values.yaml from one argument.
+    if padded > MAX_INDEX as i64 {
+        return Err(format!(
+            "the list indexes in path {text:?} add up to {padded}, over the limit of {MAX_INDEX} for one path"
+        ));
     }
     Ok(path.0)
 }

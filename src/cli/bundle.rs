@@ -13,7 +13,7 @@ use crate::bundler::set::{Assignment, SetKind};
 use crate::bundler::{self, output, safety, Options};
 use crate::deployer::{self, GitSource, Kind, Revision, REPO_PLACEHOLDER};
 use crate::error::UsageError;
-use crate::recipe::result::{RecipeResult, RESULT_KIND};
+use crate::recipe::result::RecipeResult;
 use crate::recipe::{Catalog, Criteria, DataStore};
 use crate::serializer;
 
@@ -289,8 +289,7 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
 
 fn read_recipe(path: &str) -> Result<RecipeResult> {
     let bytes = serializer::read_input(path)?;
-    let value = serializer::parse_value(&bytes, path, RESULT_KIND)?;
-    Ok(serializer::typed_document(value, path, RESULT_KIND, false)?)
+    Ok(RecipeResult::parse(&bytes, path)?)
 }
 
 /// The bundle directory as the user named it, made absolute.

@@ -234,7 +234,13 @@ fn flag<T>(
 
 fn read_criteria_file(path: &str) -> Result<Criteria> {
     let bytes = serializer::read_input(path)?;
-    let value = serializer::parse_value(&bytes, path, CRITERIA_KIND)?;
+    parse_criteria_file(&bytes, path)
+}
+
+/// The criteria of a `RecipeCriteria` document (`-c FILE`), YAML or JSON by
+/// content; `path` names it in messages.
+pub fn parse_criteria_file(bytes: &[u8], path: &str) -> Result<Criteria> {
+    let value = serializer::parse_value(bytes, path, CRITERIA_KIND)?;
     let file: CriteriaFile = serializer::typed_document(value, path, CRITERIA_KIND, false)?;
     let criteria = file
         .spec

@@ -32,6 +32,43 @@ pub struct Overlay {
     pub spec: OverlaySpec,
 }
 
+impl Overlay {
+    /// A parsed `RecipeMetadata` document as an overlay: kind and
+    /// apiVersion checked, `metadata.name` required, criteria parsed, the
+    /// parent named (`base` when `spec.base` is empty). `origin` names the
+    /// file in messages. Whether the parent exists is judged by
+    /// [`Catalog::load`], which sees every overlay.
+    pub fn from_document(value: serde_json::Value, origin: String) -> Result<Overlay, Error> {
+        let doc: OverlayDoc = serializer::typed_document(value, &origin, OVERLAY_KIND, false)?;
+        let name = doc.metadata.name.trim().to_string();
+        if name.is_empty() {
+            return Err(Error::Overlay {
+                file: origin,
+                detail: "metadata.name is required".into(),
+            });
+        }
+        let criteria = match &doc.spec.criteria {
+            Some(raw) => raw.parse().map_err(|e| Error::Overlay {
+                file: origin.clone(),
+                detail: e.to_string(),
+            })?,
+            None => Criteria::default(),
+        };
+        let parent = match doc.spec.base.trim() {
+            "" if name == ROOT_OVERLAY => None,
+            "" => Some(ROOT_OVERLAY.to_string()),
+            p => Some(p.to_string()),
+        };
+        Ok(Overlay {
+            name,
+            file: origin,
+            parent,
+            criteria,
+            spec: doc.spec,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Catalog {
     /// Sorted by name.
@@ -49,33 +86,8 @@ impl Catalog {
             }
             let origin = store.origin(&rel);
             let value = store.document(&rel, OVERLAY_KIND)?;
-            let doc: OverlayDoc = serializer::typed_document(value, &origin, OVERLAY_KIND, false)?;
-            let name = doc.metadata.name.trim().to_string();
-            if name.is_empty() {
-                return Err(Error::Overlay {
-                    file: origin,
-                    detail: "metadata.name is required".into(),
-                });
-            }
-            let criteria = match &doc.spec.criteria {
-                Some(raw) => raw.parse().map_err(|e| Error::Overlay {
-                    file: origin.clone(),
-                    detail: e.to_string(),
-                })?,
-                None => Criteria::default(),
-            };
-            let parent = match doc.spec.base.trim() {
-                "" if name == ROOT_OVERLAY => None,
-                "" => Some(ROOT_OVERLAY.to_string()),
-                p => Some(p.to_string()),
-            };
-            let overlay = Overlay {
-                name: name.clone(),
-                file: origin,
-                parent,
-                criteria,
-                spec: doc.spec,
-            };
+            let overlay = Overlay::from_document(value, origin)?;
+            let name = overlay.name.clone();
             if let Some(prev) = by_name.get(&name) {
                 return Err(Error::DuplicateOverlay {
                     name,

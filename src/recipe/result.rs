@@ -10,7 +10,7 @@ use super::metadata::{ComponentRef, Constraint, Validation};
 use super::store::DataStore;
 use super::values::component_values;
 use super::Error;
-use crate::serializer::table;
+use crate::serializer::{self, table};
 
 pub const RESULT_KIND: &str = "RecipeResult";
 
@@ -74,6 +74,13 @@ fn unique_refs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ComponentRe
 }
 
 impl RecipeResult {
+    /// Parses a `RecipeResult` document (YAML or JSON, by content), as
+    /// `aicr bundle -r` reads it; `origin` names it in messages.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<RecipeResult, serializer::Error> {
+        let value = serializer::parse_value(bytes, origin, RESULT_KIND)?;
+        serializer::typed_document(value, origin, RESULT_KIND, false)
+    }
+
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("a recipe always serialises")
     }

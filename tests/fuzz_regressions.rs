@@ -21,8 +21,10 @@ fn nested_list_indexes_may_not_add_up_past_helms_limit() {
         assert_eq!(
             e.to_string(),
             format!(
-                "{} {arg:?}: the list indexes in path {path:?} add up to 4128768, over the limit of 65536 for one path",
-                kind.flag()
+                "{} {:?}: the list indexes in path {:?} add up to 4128768, over the limit of 65536 for one path",
+                kind.flag(),
+                aicr::error::excerpt(arg),
+                aicr::error::excerpt(path)
             )
         );
     }

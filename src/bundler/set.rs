@@ -202,7 +202,8 @@ pub fn parse_path(text: &str) -> Result<Vec<Step>, String> {
     // hundreds of MiB of values.yaml from one argument.
     if padded > MAX_INDEX as i64 {
         return Err(format!(
-            "the list indexes in path {text:?} add up to {padded}, over the limit of {MAX_INDEX} for one path"
+            "the list indexes in path {:?} add up to {padded}, over the limit of {MAX_INDEX} for one path",
+            excerpt(text)
         ));
     }
     Ok(path.0)

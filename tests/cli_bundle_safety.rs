@@ -57,6 +57,15 @@ fn bundle_into(recipe: &Path, out: &str, cwd: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// What aicr left beside the output: `.NAME.aicr-*` entries.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("aicr-"))
+        .collect()
+}
+
 fn verified(dir: &Path) -> bool {
     code(&run(&["verify", dir.to_str().unwrap()])) == 0
 }
@@ -303,11 +312,7 @@ fn concurrent_bundles_into_one_directory_both_finish() {
             );
         }
         assert!(verified(&tmp.path().join("out")));
-        let beside: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("aicr-"))
-            .collect();
+        let beside = leftovers(tmp.path());
         assert!(beside.is_empty(), "{beside:?}");
     }
 }
@@ -367,11 +372,7 @@ fn a_killed_run_never_leaves_the_destination_without_a_bundle() {
             "ref\n",
             "round {i}"
         );
-        let beside: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("aicr-"))
-            .collect();
+        let beside = leftovers(tmp.path());
         assert!(
             beside.is_empty(),
             "round {i}: {beside:?}: {:?}; the next run said: {}",
@@ -412,11 +413,7 @@ fn sigint_during_a_bundle_leaves_the_old_bundle_or_the_new_one() {
         let _ = kid.wait();
         // No leftovers at all after SIGINT: it is acted on only once the
         // directory is consistent and the temporary one is gone.
-        let beside: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("aicr-"))
-            .collect();
+        let beside = leftovers(tmp.path());
         assert!(beside.is_empty(), "round {i}: {beside:?}");
         assert!(verified(&out_dir), "round {i}");
         assert_eq!(code(&bundle_into(&r, "out", tmp.path())), 0);
@@ -442,10 +439,6 @@ fn a_mount_point_is_refused_not_an_internal_error() {
         stderr(&out),
         "error: output mnt: is a mount point or in use, so it cannot be replaced; give a directory inside it, such as DIR/bundle\n"
     );
-    let beside: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("aicr-"))
-        .collect();
+    let beside = leftovers(tmp.path());
     assert!(beside.is_empty(), "{beside:?}");
 }

@@ -501,25 +501,11 @@ fn check_edits(t: &Target, e: &Existing) -> Result<(), Error> {
     let mut dirs = Dirs::new(e.dir.as_fd());
     let mut edited = Vec::new();
     for (rel, sum) in &e.listed {
-        let (dir, base) = split_rel(rel);
-        let Some(parent) = dirs.get(dir) else {
-            continue;
-        };
-        let Ok(fd) = rfs::openat(
-            parent,
-            base,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
-            continue;
-        };
         // Only a regular file holds work; a FIFO or device in its place
         // (or a link, refused by the open) holds nothing to lose.
-        let regular = rfs::fstat(&fd)
-            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
-        if !regular {
+        let Some((fd, _)) = dirs.open_regular(rel) else {
             continue;
-        }
+        };
         let mut bytes = Vec::new();
         let read = std::fs::File::from(fd)
             .take(FILE_CAP + 1)
@@ -855,24 +841,10 @@ pub fn read_capped(dir: BorrowedFd<'_>, rel: &str, cap: u64) -> Result<Vec<u8>, 
 /// Does the regular file `rel` (under the root of `dirs`) hold `want`'s
 /// bytes and executable bit?
 fn same_file(dirs: &mut Dirs<'_>, rel: &str, want: &File) -> bool {
-    let (dir, base) = split_rel(rel);
-    let Some(parent) = dirs.get(dir) else {
+    let Some((fd, st)) = dirs.open_regular(rel) else {
         return false;
     };
-    let Ok(fd) = rfs::openat(
-        parent,
-        base,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return false;
-    };
-    let Ok(st) = rfs::fstat(&fd) else {
-        return false;
-    };
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-        || st.st_size as u64 != want.bytes.len() as u64
-        || (st.st_mode & 0o100 != 0) != want.executable
+    if st.st_size as u64 != want.bytes.len() as u64 || (st.st_mode & 0o100 != 0) != want.executable
     {
         return false;
     }
@@ -923,6 +895,23 @@ impl<'a> Dirs<'a> {
         self.open
             .get(rel)
             .and_then(|fd| fd.as_ref().map(|fd| fd.as_fd()))
+    }
+}
+
+impl Dirs<'_> {
+    /// The regular file `rel`, opened without following a link and without
+    /// blocking, with its status; `None` for anything else.
+    fn open_regular(&mut self, rel: &str) -> Option<(OwnedFd, rfs::Stat)> {
+        let (dir, base) = split_rel(rel);
+        let fd = rfs::openat(
+            self.get(dir)?,
+            base,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let st = rfs::fstat(&fd).ok()?;
+        (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then_some((fd, st))
     }
 }
 

@@ -13,3 +13,4 @@ pub mod logging;
 pub mod measurement;
 pub mod recipe;
 pub mod serializer;
+pub mod validate;

@@ -5,6 +5,7 @@
 pub mod bundler;
 pub mod cli;
 pub mod collector;
+pub mod constraints;
 pub mod deployer;
 pub mod diff;
 pub mod error;

@@ -259,6 +259,17 @@ fn an_excluded_overlay_that_no_criterion_needs_is_left_out() {
         "{m}"
     );
     settings().bind(|| insta::assert_snapshot!("screening_data_overlay_excluded", t));
+    // The table says so too.
+    let mut table = recipe_args(H200_NODE, "--service eks --intent training");
+    table.truncate(table.len() - 2);
+    table.extend(["--data", dir.path().to_str().unwrap(), "-t", "table"]);
+    let out = run(&table);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\nExcluded by the snapshot: h200-kernel7, h200-kernel7-training\nConstraint warnings: 7 (see metadata.constraintWarnings in -t yaml)\n\n"),
+        "{}",
+        stdout(&out)
+    );
     // Without the snapshot both overlays apply.
     let out = run(&[
         "recipe",

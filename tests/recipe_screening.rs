@@ -82,6 +82,14 @@ fn go_mock_snapshot_keeps_the_overlay_whose_kernel_it_cannot_see() {
         }])
     );
     settings().bind(|| insta::assert_snapshot!("screening_cuj1_eks_h100_training", t));
+    // bundle -s writes the same recipe, warnings included, into the bundle.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("b");
+    let mut b = vec!["bundle", "-s", CUJ1, "-o", target.to_str().unwrap()];
+    b.extend(words("--service eks --gpu h100 --intent training"));
+    let out = run(&b);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(read_yaml(&target.join("recipe.yaml"))["metadata"], m);
 }
 
 #[test]

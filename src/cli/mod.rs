@@ -9,13 +9,14 @@ pub mod diff;
 pub mod query;
 pub mod recipe;
 pub mod snapshot;
+pub mod validate;
 pub mod verify;
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::{Context, NotBuilt, Result, UsageError};
+use crate::error::{Context, Result, UsageError};
 use crate::measurement::Snapshot;
 use crate::recipe::criteria::{
     Accelerator, CriteriaFile, Intent, Os, Platform, Service, CRITERIA_KIND,
@@ -70,8 +71,8 @@ pub enum Command {
     Recipe(recipe::RecipeArgs),
     /// Print one value or subtree of the fully hydrated recipe
     Query(query::QueryArgs),
-    /// Check a recipe's constraints against a snapshot (not built in this version yet)
-    Validate(NotBuiltArgs),
+    /// Check a recipe's constraints against a snapshot; write CTRF and JUnit reports
+    Validate(validate::ValidateArgs),
     /// Render a deployable bundle (Helm scripts, Argo CD or Flux objects) from a recipe
     Bundle(Box<bundle::BundleArgs>),
     /// Check a bundle directory against its checksums.txt
@@ -80,14 +81,6 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
-}
-
-/// Arguments of a command that is not built yet: anything is accepted, so
-/// the answer is always "not built" rather than a flag error.
-#[derive(Debug, Args)]
-pub struct NotBuiltArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true, num_args = 0..)]
-    rest: Vec<String>,
 }
 
 /// How a command ended when it did not fail.
@@ -116,7 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Completion(args) => completion::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Snapshot(args) => snapshot::run(args),
-        Command::Validate(_) => Err(NotBuilt("validate").into()),
+        Command::Validate(args) => validate::run(args),
         Command::Bundle(args) => bundle::run(*args),
         Command::Verify(args) => verify::run(args),
     }

@@ -154,7 +154,7 @@ impl Settings {
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `--timeout`: a positive duration of at most [`MAX_TIMEOUT`].
-fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
+pub(super) fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
     let invalid = |why: &str| {
         UsageError(format!(
             "invalid --timeout {text:?}: {why}; give a positive duration of at most 1h, such as 500ms, 10s or 1m"

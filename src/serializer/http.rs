@@ -66,7 +66,7 @@ pub enum FetchError {
         host: String,
         io: std::io::Error,
     },
-    #[error("{url}: the certificate of {host} was not accepted: {reason}; a server with a private CA needs --ca-file CA.pem")]
+    #[error("{url}: the certificate of {host} was not accepted: {reason}")]
     Certificate {
         url: String,
         host: String,
@@ -78,19 +78,18 @@ pub enum FetchError {
         host: String,
         reason: String,
     },
-    #[error("{url}: the server answered {status}")]
+    #[error("{url}: the server answered {status}{}", status_text(*.status))]
     Status { url: String, status: u16 },
     #[error("{url}: the server broke off the exchange: {reason}")]
     Protocol { url: String, reason: String },
-    #[error("{url} is larger than {limit} bytes, the limit for a document")]
+    #[error("{url} is larger than {}, the limit for a document", super::size_text(*.limit))]
     TooLarge { url: String, limit: u64 },
     #[error("--ca-file {path}: {reason}")]
     CaFile { path: String, reason: String },
-    #[error("--ca-file: {source}")]
+    #[error("--ca-file: {err}")]
     CaFileRead {
         path: String,
-        #[source]
-        source: Box<super::Error>,
+        err: Box<super::Error>,
     },
     #[error(
         "no trusted CA certificates: the system has none ({reason}) and no --ca-file was given"
@@ -110,7 +109,7 @@ impl Classify for FetchError {
             | FetchError::TooLarge { .. }
             | FetchError::CaFile { .. }
             | FetchError::NoRoots { .. } => Class::InvalidInput,
-            FetchError::CaFileRead { source, .. } => source.class(),
+            FetchError::CaFileRead { err, .. } => err.class(),
             FetchError::Timeout { .. } => Class::Timeout,
             FetchError::Connect { io, .. } if io.kind() == std::io::ErrorKind::TimedOut => {
                 Class::Timeout
@@ -189,7 +188,7 @@ fn tls_config(opts: &FetchOptions) -> Result<Arc<rustls::ClientConfig>, FetchErr
         let bytes = super::read_capped(path, MAX_CA_FILE_BYTES, "CA file").map_err(|source| {
             FetchError::CaFileRead {
                 path: shown.clone(),
-                source: Box::new(source),
+                err: Box::new(source),
             }
         })?;
         let certs = CertificateDer::pem_slice_iter(&bytes)
@@ -482,14 +481,25 @@ fn tls_error(url: &str, host: &str, io: std::io::Error) -> FetchError {
 fn cert_reason(e: &rustls::CertificateError) -> String {
     use rustls::CertificateError as C;
     match e {
-        C::UnknownIssuer => "it is signed by an unknown CA".into(),
+        C::UnknownIssuer => {
+            "it is signed by a CA this machine does not trust; for a private CA give its certificate with --ca-file CA.pem".into()
+        }
         C::NotValidForName | C::NotValidForNameContext { .. } => {
-            format!("it is not valid for this host name ({e})")
+            format!("it does not name this host ({e}); use a host name the certificate names")
         }
         C::Expired | C::ExpiredContext { .. } => format!("it has expired ({e})"),
         C::NotValidYet | C::NotValidYetContext { .. } => format!("it is not valid yet ({e})"),
         other => other.to_string(),
     }
+}
+
+/// The reason phrase after a status code (` Not Found`), when known.
+fn status_text(status: u16) -> String {
+    hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
 }
 
 fn protocol(url: &str, e: &hyper::Error) -> FetchError {

@@ -151,6 +151,8 @@ struct Settings {
     /// `--phase all` (or none given): the deployment phase was asked for
     /// implicitly, so its absence is logged rather than an error.
     all: bool,
+    /// `--no-cluster`: only the offline phase runs.
+    no_cluster: bool,
     fail_on_error: bool,
     strict: bool,
     /// The table or document, and where it goes; `None` when a report
@@ -203,6 +205,7 @@ impl Settings {
             },
             constraints,
             all,
+            no_cluster: args.no_cluster,
             fail_on_error: args.fail_on_error,
             strict: args.strict,
             main,
@@ -345,7 +348,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
         let snap = read_snapshot(path, &settings.fetch)?;
         checks.extend(crate::constraints::evaluate_recipe(&recipe, &snap)?);
     }
-    if settings.all {
+    if settings.all && !settings.no_cluster {
         tracing::info!(
             "the deployment phase is not built in this build of aicr; only the recipe's constraints were checked"
         );

@@ -2,11 +2,26 @@
 //! and expected value), the value a snapshot holds at that path, and how
 //! the check must end (passed, failed, skipped with its message) or the
 //! exact error of a constraint that does not parse. The table in
-//! docs/constraints.md is these rows.
+//! docs/constraints.md is these rows. Then a property: parsing never
+//! panics, and version order is total and agrees with every operator.
 
 use std::collections::BTreeMap;
 
-use aicr::constraints::{check, Constraint};
+use aicr::constraints::{check, Constraint, Version};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+
+fn config() -> Config {
+    let mut c = Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = RngSeed::Fixed(0x00a1_c0de);
+    }
+    c
+}
 use aicr::measurement::{Measurement, MeasurementType, Reading, Snapshot, Subtype};
 use aicr::validate::Status;
 
@@ -149,6 +164,12 @@ const ROWS: &[(&str, &str, &str, Want)] = &[
         Invalid("constraint \"K8s\": the path has no subtype; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version, OS.sysctl./proc/sys/kernel/osrelease)")),
     ("K8s..version", ">= 1.30", "1.31",
         Invalid("constraint \"K8s..version\": the path has no subtype; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version, OS.sysctl./proc/sys/kernel/osrelease)")),
+    ("K8s.server.version", "≥ 1.30", "1.31",
+        Invalid("constraint \"K8s.server.version\": value \"≥ 1.30\" has unknown operator \"≥\"; operators are >=, <=, >, <, ==, != (or a bare value for an exact match)")),
+    (" K8s.server.version", ">= 1.30", "1.31",
+        Invalid("constraint \" K8s.server.version\": the name has leading or trailing whitespace")),
+    ("Deployment.gpu-operator.version", ">= v24.6.0", "v25.10.1",
+        Invalid("constraint \"Deployment.gpu-operator.version\": unknown measurement type \"Deployment\"; types are K8s, OS, GPU, SystemD, NodeTopology")),
     ("", ">= 1.30", "1.31",
         Invalid("constraint \"\": the name is empty; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version)")),
 ];
@@ -204,4 +225,32 @@ fn operator_table() {
         wrong.len(),
         wrong.join("\n")
     );
+}
+
+proptest! {
+    // A fixed seed, as in tests/properties.rs, so a run is reproducible
+    // (PROPTEST_RNG_SEED explores others); no failure files are written.
+    #![proptest_config(config())]
+
+    /// Parsing never panics, whatever the text; and version order is a
+    /// total order: exactly one of <, ==, > holds, and the operators agree
+    /// with it.
+    #[test]
+    fn parsing_never_panics_and_order_is_total(
+        name in "\\PC{0,40}",
+        value in "\\PC{0,40}",
+        a in "v?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-(rc|beta|alpha|eks|gke)(\\.?[0-9]{1,2})?)?(\\+k3s1)?",
+        b in "v?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-(rc|beta|alpha|eks|gke)(\\.?[0-9]{1,2})?)?",
+    ) {
+        let _ = Constraint::parse(&name, &value);
+        let (va, vb) = (Version::parse(&a).unwrap(), Version::parse(&b).unwrap());
+        let n = [va < vb, va == vb, va > vb].iter().filter(|x| **x).count();
+        prop_assert_eq!(n, 1, "{} vs {}", a, b);
+        prop_assert_eq!(va.cmp(&vb), vb.cmp(&va).reverse());
+        for (op, holds) in [(">=", va >= vb), ("<=", va <= vb), (">", va > vb), ("<", va < vb), ("==", va == vb), ("!=", va != vb)] {
+            let c = Constraint::parse("K8s.server.version", &format!("{op} {b}")).unwrap();
+            let got = check("constraints", &c, &snapshot_with(K8S, &a)).status;
+            prop_assert_eq!(got == Status::Passed, holds, "{} {} {}", a, op, b);
+        }
+    }
 }

@@ -33,10 +33,31 @@ fn detects_service_accelerator_and_os() {
         "{}",
         stderr(&out)
     );
+    // The snapshot has no kernel sysctl: the overlay's constraint on it is
+    // not evaluated, and the overlay is kept with a warning.
+    let mut v = v;
+    let warnings = v["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("constraintWarnings");
+    assert_eq!(
+        warnings,
+        Some(serde_json::json!([{
+            "overlay": "h200-eks-ubuntu-training",
+            "constraint": "OS.sysctl./proc/sys/kernel/osrelease",
+            "expected": ">= 6.8",
+            "actual": "",
+            "reason": "measurement absent: the snapshot's OS measurement has no subtype \"sysctl\"; overlay kept"
+        }]))
+    );
     let flags = run(&words(
         "recipe --service eks --gpu h200 --intent training --os ubuntu -t json",
     ));
-    assert_eq!(v, json(&flags), "same recipe as the equivalent flags");
+    assert_eq!(
+        v,
+        json(&flags),
+        "otherwise the same recipe as the equivalent flags"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::bundler::set::{Assignment, SetKind};
 use crate::bundler::{self, output, safety, Options};
 use crate::deployer::{self, GitSource, Kind, Revision, REPO_PLACEHOLDER};
 use crate::error::UsageError;
+use crate::measurement::Snapshot;
 use crate::recipe::result::RecipeResult;
 use crate::recipe::{Catalog, Criteria, DataStore};
 use crate::serializer;
@@ -122,8 +123,9 @@ pub struct BundleArgs {
 enum RecipeSource {
     /// `-r FILE` (`-` for stdin).
     File(String),
-    /// Criteria flags, `-c FILE` or `-s SNAPSHOT`, resolved.
-    Criteria(Criteria),
+    /// Criteria flags, `-c FILE` or `-s SNAPSHOT`, resolved; the snapshot's
+    /// constraints rule out overlays.
+    Criteria(Criteria, Option<Snapshot>),
 }
 
 /// Everything `bundle` needs, resolved and checked once before work starts;
@@ -224,7 +226,10 @@ impl Settings {
         output::check_destination(&args.output).map_err(bundler::Error::from)?;
         let source = match &args.recipe {
             Some(path) => RecipeSource::File(path.clone()),
-            None => RecipeSource::Criteria(args.criteria.resolve()?),
+            None => {
+                let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
+                RecipeSource::Criteria(criteria, snapshot)
+            }
         };
         Ok(Settings {
             source,
@@ -257,7 +262,11 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
     let store = &settings.store;
     let recipe = match &settings.source {
         RecipeSource::File(path) => read_recipe(path)?,
-        RecipeSource::Criteria(criteria) => Catalog::load(store)?.resolve(store, criteria)?,
+        RecipeSource::Criteria(criteria, snapshot) => {
+            let recipe = Catalog::load(store)?.resolve_with(store, criteria, snapshot.as_ref())?;
+            super::log_screening(&recipe);
+            recipe
+        }
     };
     let prepared = bundler::prepare(store, &recipe, &settings.options)?;
     let deployer = deployer::new(settings.deployer, settings.git.clone());

@@ -175,9 +175,20 @@ pub struct CriteriaArgs {
 impl CriteriaArgs {
     /// The criteria from the file, if any, with the flags laid over it.
     pub fn resolve(&self) -> Result<Criteria> {
+        Ok(self.resolve_with_snapshot()?.0)
+    }
+
+    /// [`CriteriaArgs::resolve`], and the snapshot of `-s`, whose
+    /// constraints rule out overlays.
+    pub fn resolve_with_snapshot(&self) -> Result<(Criteria, Option<Snapshot>)> {
+        let mut snapshot = None;
         let (mut criteria, source) = match (&self.criteria_file, &self.snapshot) {
             (Some(path), _) => (read_criteria_file(path)?, "the criteria file"),
-            (None, Some(path)) => (read_snapshot_criteria(path)?, "the snapshot"),
+            (None, Some(path)) => {
+                let (criteria, snap) = read_snapshot_criteria(path)?;
+                snapshot = Some(snap);
+                (criteria, "the snapshot")
+            }
             (None, None) => (Criteria::default(), ""),
         };
         let from_flags = Criteria {
@@ -214,7 +225,7 @@ impl CriteriaArgs {
         if from_flags.nodes != 0 {
             criteria.nodes = from_flags.nodes;
         }
-        Ok(criteria)
+        Ok((criteria, snapshot))
     }
 }
 
@@ -242,7 +253,7 @@ pub fn parse_criteria_file(bytes: &[u8], path: &str) -> Result<Criteria> {
     Ok(criteria)
 }
 
-fn read_snapshot_criteria(path: &str) -> Result<Criteria> {
+fn read_snapshot_criteria(path: &str) -> Result<(Criteria, Snapshot)> {
     if path.starts_with("cm://") || path.starts_with("http://") || path.starts_with("https://") {
         return Err(UsageError(format!(
             "--snapshot {path}: reading snapshots from ConfigMaps or URLs is not built in this version yet; save the snapshot to a file"
@@ -258,7 +269,20 @@ fn read_snapshot_criteria(path: &str) -> Result<Criteria> {
     } else {
         tracing::info!("detected from the snapshot: {found}");
     }
-    Ok(detected)
+    Ok((detected, snap))
+}
+
+/// Logs what a snapshot ruled out of a recipe (`-s`): each excluded
+/// overlay and each constraint it could not evaluate.
+fn log_screening(recipe: &crate::recipe::result::RecipeResult) {
+    for w in &recipe.metadata.constraint_warnings {
+        let constraint = match (w.constraint.as_str(), w.actual.as_str()) {
+            ("", _) => String::new(),
+            (c, "") => format!(": {c} {}", w.expected),
+            (c, actual) => format!(": {c} {} (got {actual})", w.expected),
+        };
+        tracing::warn!("overlay {}{constraint}: {}", w.overlay, w.reason);
+    }
 }
 
 /// `--data DIR`, shared by every command that reads recipe data.

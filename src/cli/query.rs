@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{CriteriaArgs, DataArgs, ExitStatus};
+use crate::measurement::Snapshot;
 use crate::recipe::query::Selector;
 use crate::recipe::{Catalog, Criteria};
 use crate::serializer::{self, table, Format, Output};
@@ -37,20 +38,25 @@ pub struct QueryArgs {
 
 struct Settings {
     criteria: Criteria,
+    snapshot: Option<Snapshot>,
     selector: Selector,
     format: Format,
 }
 
 pub fn run(args: QueryArgs) -> Result<ExitStatus> {
     // The selector's syntax is checked before any work.
+    let selector = Selector::parse(&args.selector)?;
+    let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
     let settings = Settings {
-        selector: Selector::parse(&args.selector)?,
-        criteria: args.criteria.resolve()?,
+        selector,
+        criteria,
+        snapshot,
         format: args.format.unwrap_or(Format::Yaml),
     };
     let store = args.data.open()?;
     let catalog = Catalog::load(&store)?;
-    let recipe = catalog.resolve(&store, &settings.criteria)?;
+    let recipe = catalog.resolve_with(&store, &settings.criteria, settings.snapshot.as_ref())?;
+    super::log_screening(&recipe);
     let hydrated = recipe.hydrate(&store)?;
     let selected = settings.selector.select(&hydrated)?;
     let text = match (selected, settings.format) {

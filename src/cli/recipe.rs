@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{emit, CriteriaArgs, DataArgs, ExitStatus, OutputArgs};
+use crate::measurement::Snapshot;
 use crate::recipe::{Catalog, Criteria};
 use crate::serializer::{self, table, Format, Output};
 
@@ -28,6 +29,8 @@ pub struct RecipeArgs {
 /// Everything `recipe` needs, resolved before work starts.
 struct Settings {
     criteria: Criteria,
+    /// The snapshot of `-s`: its constraints rule out overlays.
+    snapshot: Option<Snapshot>,
     output: Output,
     format: Format,
     list: bool,
@@ -40,8 +43,10 @@ impl Settings {
         } else {
             Format::Yaml
         })?;
+        let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
         Ok(Settings {
-            criteria: args.criteria.resolve()?,
+            criteria,
+            snapshot,
             output,
             format,
             list: args.list,
@@ -56,8 +61,10 @@ pub fn run(args: RecipeArgs) -> Result<ExitStatus> {
     let text = if settings.list {
         render_list(&catalog, &settings.criteria, settings.format)
     } else {
-        let recipe = catalog.resolve(&store, &settings.criteria)?;
+        let recipe =
+            catalog.resolve_with(&store, &settings.criteria, settings.snapshot.as_ref())?;
         tracing::debug!(overlays = ?recipe.metadata.applied_overlays, "recipe resolved");
+        super::log_screening(&recipe);
         match settings.format {
             Format::Table => recipe.to_table(),
             f => serializer::render(&recipe.to_value(), f),

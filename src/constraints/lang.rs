@@ -222,8 +222,9 @@ fn parse_path(name: &str, phase: Option<&str>) -> Result<Target, String> {
 }
 
 /// The characters an operator is made of: a value starting with one of
-/// them is an operator expression, never a bare value.
-const OPERATOR_CHARS: &[char] = &['<', '>', '=', '!', '~', '^'];
+/// them is an operator expression, never a bare value (so `≥ 1.30` and
+/// `~1.30` are refused rather than matched as text).
+const OPERATOR_CHARS: &[char] = &['<', '>', '=', '!', '~', '^', '≥', '≤', '≠'];
 
 fn parse_expected(value: &str) -> Result<Expected, String> {
     let v = value.trim();

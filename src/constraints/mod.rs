@@ -16,6 +16,7 @@ pub use version::Version;
 
 use crate::error::{Class, Classify};
 use crate::measurement::Snapshot;
+use crate::recipe::metadata::{self, Validation};
 use crate::recipe::result::RecipeResult;
 use crate::validate::{Check, Phase};
 
@@ -45,8 +46,16 @@ pub const TOP_LEVEL_SUITE: &str = "constraints";
 /// constraint listed twice (same name and value in the same list) is an
 /// error, since its check would not be unique.
 pub fn parse_recipe(recipe: &RecipeResult) -> Result<Vec<(String, Constraint)>, Error> {
-    let v = &recipe.validation;
-    let lists = std::iter::once((None, &recipe.constraints)).chain(
+    parse_all(&recipe.constraints, &recipe.validation)
+}
+
+/// [`parse_recipe`] for the parts of a recipe or overlay that hold
+/// constraints: its top-level list and its validation phases.
+pub fn parse_all(
+    top: &[metadata::Constraint],
+    v: &Validation,
+) -> Result<Vec<(String, Constraint)>, Error> {
+    let lists = std::iter::once((None, top)).chain(
         [
             ("readiness", &v.readiness),
             ("deployment", &v.deployment),
@@ -54,7 +63,7 @@ pub fn parse_recipe(recipe: &RecipeResult) -> Result<Vec<(String, Constraint)>, 
             ("conformance", &v.conformance),
         ]
         .into_iter()
-        .filter_map(|(name, p)| p.as_ref().map(|p| (Some(name), &p.constraints))),
+        .filter_map(|(name, p)| p.as_ref().map(|p| (Some(name), p.constraints.as_slice()))),
     );
     let mut parsed = Vec::new();
     for (phase, list) in lists {

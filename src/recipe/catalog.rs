@@ -11,8 +11,10 @@ use super::metadata::{
 };
 use super::registry::Registry;
 use super::result::{RecipeResult, ResultMetadata, RESULT_KIND};
+use super::snapshot::{self, Screening};
 use super::store::{normalise, DataStore};
 use super::Error;
+use crate::measurement::Snapshot;
 use crate::serializer::{self, API_VERSION};
 
 /// The overlay every other one inherits from when `spec.base` is empty.
@@ -54,6 +56,19 @@ impl Overlay {
             })?,
             None => Criteria::default(),
         };
+        // Constraints are checked as the overlay is loaded, so a recipe
+        // never carries one that validate would refuse.
+        crate::constraints::parse_all(
+            &doc.spec.constraints,
+            doc.spec
+                .validation
+                .as_ref()
+                .unwrap_or(&Validation::default()),
+        )
+        .map_err(|e| Error::Overlay {
+            file: origin.clone(),
+            detail: e.to_string(),
+        })?;
         let parent = match doc.spec.base.trim() {
             "" if name == ROOT_OVERLAY => None,
             "" => Some(ROOT_OVERLAY.to_string()),
@@ -311,7 +326,29 @@ impl Catalog {
 
     /// Builds the recipe for `query`.
     pub fn resolve(&self, store: &DataStore, query: &Criteria) -> Result<RecipeResult, Error> {
-        let applied = self.applied(query)?;
+        self.resolve_with(store, query, None)
+    }
+
+    /// Builds the recipe for `query`; with a snapshot, the overlays whose
+    /// constraints it fails are left out (see [`snapshot::screen`]) and
+    /// listed in `metadata.excludedOverlays` and
+    /// `metadata.constraintWarnings`. When that leaves a stated criterion
+    /// unhonoured, the error names the constraint that excluded what.
+    pub fn resolve_with(
+        &self,
+        store: &DataStore,
+        query: &Criteria,
+        snap: Option<&Snapshot>,
+    ) -> Result<RecipeResult, Error> {
+        let mut applied = self.applied(query)?;
+        let screening = match snap {
+            Some(snap) => snapshot::screen(&applied, snap)?,
+            None => Screening::default(),
+        };
+        if !screening.excluded.is_empty() {
+            applied.retain(|o| !screening.is_excluded(&o.name));
+            check_left_honoured(query, &applied, &screening)?;
+        }
         let mut constraints: BTreeMap<String, Constraint> = BTreeMap::new();
         let mut components: BTreeMap<String, (ComponentRef, &str)> = BTreeMap::new();
         let mut validation = Validation::default();
@@ -380,8 +417,8 @@ impl Catalog {
             metadata: ResultMetadata {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 applied_overlays: applied.iter().map(|o| o.name.clone()).collect(),
-                excluded_overlays: Vec::new(),
-                constraint_warnings: Vec::new(),
+                excluded_overlays: screening.excluded.into_iter().map(|(o, _)| o).collect(),
+                constraint_warnings: screening.warnings,
             },
             criteria: query.clone(),
             constraints: constraints.into_values().collect(),
@@ -390,6 +427,37 @@ impl Catalog {
             validation,
         })
     }
+}
+
+/// After the snapshot excluded overlays: every stated criterion is still
+/// honoured by an overlay left, or the error says which constraint
+/// excluded which overlay that honoured it.
+fn check_left_honoured(
+    query: &Criteria,
+    applied: &[&Overlay],
+    screening: &Screening,
+) -> Result<(), Error> {
+    for s in query.stated() {
+        if applied
+            .iter()
+            .any(|o| o.criteria.get(s.field) == Some(s.value))
+        {
+            continue;
+        }
+        let causes: Vec<String> = screening
+            .excluded
+            .iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect();
+        return Err(Error::ExcludedBySnapshot(format!(
+            "the snapshot rules out {} {} (asked: {}): no overlay left honours it after excluding\n  {}",
+            s.flag,
+            s.value,
+            query.as_flags(),
+            causes.join("\n  ")
+        )));
+    }
+    Ok(())
 }
 
 fn fill(field: &mut String, default: &str) {

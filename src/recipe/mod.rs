@@ -36,6 +36,8 @@ pub enum Error {
     NoCriteria,
     #[error("{0}")]
     NotHonoured(String),
+    #[error("{0}")]
+    ExcludedBySnapshot(String),
     #[error("--data {dir}: {reason}")]
     DataDir { dir: String, reason: String },
     #[error("--data {0}: no such directory")]

@@ -129,7 +129,15 @@ impl Settings {
             }
             Ok(_) => {}
         }
-        let cluster = cluster_config(args.kubeconfig)?;
+        // Resolved as every command resolves cluster access; the collector
+        // reads the first kubeconfig file of the list.
+        let cluster = crate::k8s::ClusterSettings::resolve(
+            args.kubeconfig,
+            None,
+            timeout,
+            &crate::k8s::Env::from_process(),
+        )?;
+        let cluster = ClusterConfig::from(&cluster);
         let search_path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
@@ -169,61 +177,6 @@ pub(super) fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
         }
         Err(_) => Err(invalid("not a duration")),
     }
-}
-
-/// `-k`, then `$KUBECONFIG` (first existing entry), then `~/.kube/config`,
-/// then the in-cluster service account. `-k` must name a regular file.
-fn cluster_config(flag: Option<PathBuf>) -> Result<ClusterConfig> {
-    if let Some(p) = flag {
-        match std::fs::metadata(&p) {
-            Err(io) => {
-                return Err(crate::serializer::Error::Read {
-                    path: format!("--kubeconfig {}", p.display()),
-                    io,
-                }
-                .into())
-            }
-            Ok(m) if !m.is_file() => {
-                let what = if m.is_dir() {
-                    "a directory"
-                } else {
-                    "not a regular file"
-                };
-                return Err(UsageError(format!(
-                    "--kubeconfig {}: {what}; give a kubeconfig file",
-                    p.display()
-                ))
-                .into());
-            }
-            // A regular file: opening it cannot block. One aicr may not
-            // read is refused now (exit 4), as every other input is.
-            Ok(_) => {
-                if let Err(io) = std::fs::File::open(&p) {
-                    return Err(crate::serializer::Error::Read {
-                        path: format!("--kubeconfig {}", p.display()),
-                        io,
-                    }
-                    .into());
-                }
-                return Ok(ClusterConfig::Kubeconfig(p));
-            }
-        }
-    }
-    if let Some(list) = std::env::var_os("KUBECONFIG") {
-        if let Some(p) = std::env::split_paths(&list).find(|p| p.is_file()) {
-            return Ok(ClusterConfig::Kubeconfig(p));
-        }
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = PathBuf::from(home).join(".kube/config");
-        if p.is_file() {
-            return Ok(ClusterConfig::Kubeconfig(p));
-        }
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return Ok(ClusterConfig::InCluster);
-    }
-    Ok(ClusterConfig::None)
 }
 
 pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {

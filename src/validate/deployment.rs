@@ -852,6 +852,47 @@ fn field_state(f: &FieldEquals, name: &str, data: &Value) -> Result<String, Miss
 mod tests {
     use super::*;
 
+    /// The plan for Go aicr's eks/h100/training recipe with the embedded
+    /// registry: every component, in deployment order, with its declared
+    /// items; the manifest-only component has no release.
+    #[test]
+    fn plan_of_a_real_recipe_follows_the_embedded_registry() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/go-aicr-v0.11.1/golden/recipe-eks-h100-training-ubuntu.yaml");
+        let recipe = RecipeResult::parse(&std::fs::read(path).unwrap(), "golden").unwrap();
+        let registry = crate::recipe::store::DataStore::embedded()
+            .registry()
+            .unwrap();
+        let items = plan(&recipe, &registry);
+        let mut seen: Vec<&str> = Vec::new();
+        for i in &items {
+            if seen.last() != Some(&i.component.as_str()) {
+                seen.push(&i.component);
+            }
+            assert!(!matches!(i.what, What::Skip { .. }), "{i:?}");
+        }
+        assert_eq!(seen, recipe.deployment_order);
+        let gpu: Vec<String> = items
+            .iter()
+            .filter(|i| i.component == "gpu-operator")
+            .map(|i| format!("{}: {:?}", i.namespace, i.what))
+            .collect();
+        assert_eq!(gpu[0], "gpu-operator: Namespace");
+        assert!(
+            gpu[1].starts_with("gpu-operator: Release { name: \"gpu-operator\", want: \"v"),
+            "{gpu:?}"
+        );
+        assert_eq!(gpu.len(), 2 + 1 + 2 + 1, "{gpu:?}");
+        let skyhook: Vec<&Item> = items
+            .iter()
+            .filter(|i| i.component == "skyhook-customizations")
+            .collect();
+        assert!(!skyhook.is_empty());
+        assert!(skyhook
+            .iter()
+            .all(|i| !matches!(i.what, What::Release { .. })));
+    }
+
     fn field(path: &str, equals: &str) -> FieldEquals {
         FieldEquals {
             api_version: "nvidia.com/v1".into(),

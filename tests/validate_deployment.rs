@@ -821,3 +821,117 @@ fn empty_recipe() -> RecipeResult {
     )
     .unwrap()
 }
+
+/// Declarations that find nothing fail, never pass: a selector matching no
+/// workload, a kind whose CRD is not installed, a namespace that does not
+/// exist; and a release record that does not decode.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn declarations_that_find_nothing_fail() {
+    let s = setup("aicr-dep-none");
+    s.install();
+    let kc = s.c.kubeconfig.clone();
+    let mut registry = s.registry();
+    let extra: Vec<RegistryComponent> = serde_yaml_ng::from_str(&format!(
+        "- name: test-agent
+  manifest: {{defaultNamespace: unused}}
+  readiness:
+    workloads:
+      - {{kind: StatefulSet, selector: app={id}-nothing}}
+    fields:
+      - {{apiVersion: {group}/v1, kind: Gadget, resource: gadgets, scope: Cluster, field: status.ok, equals: \"true\"}}
+      - {{apiVersion: {group}/v1, kind: Widget, resource: widgets, scope: Cluster, field: status.ok, equals: \"true\"}}
+",
+        id = s.id,
+        group = s.group
+    ))
+    .unwrap();
+    registry.merge(extra);
+    s.release_secret(2, "deployed", CHART_VERSION);
+    s.kubectl(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "-n",
+            &s.ns_op,
+            "sh.helm.release.v1.test-operator.v3",
+            "--type=helm.sh/release.v1",
+            "--from-literal=release=not base64!",
+        ],
+        None,
+    );
+    s.kubectl(
+        &[
+            "label",
+            "secret",
+            "-n",
+            &s.ns_op,
+            "sh.helm.release.v1.test-operator.v3",
+            "owner=helm",
+            "name=test-operator",
+            "status=deployed",
+            "version=3",
+        ],
+        None,
+    );
+    let out = deployment::run(
+        &settings(&kc),
+        &s.recipe(CHART_VERSION),
+        &registry,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let failed: Vec<_> = table(&s, &out)
+        .into_iter()
+        .filter(|c| c.0 != Status::Passed)
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            p(Status::Failed, "test-operator: Helm release ID-op/test-operator deployed", "v1 Secret ID-op/sh.helm.release.v1.test-operator.v3", "Secret sh.helm.release.v1.test-operator.v3: the release record is not valid base64"),
+            p(Status::Failed, "test-agent: StatefulSets in ID-agent matching app=ID-nothing ready", "apps/v1 StatefulSet ID-agent -l app=ID-nothing", "no StatefulSet in namespace ID-agent matches app=ID-nothing"),
+            p(Status::Failed, "test-agent: Gadget status.ok is true", "ID.aicr.test/v1 Gadget", "the resource type gadgets.ID.aicr.test (ID.aicr.test/v1) is not served: its CRD is not installed"),
+            p(Status::Failed, "test-agent: Widget status.ok is true", "ID.aicr.test/v1 Widget", "no Widget found"),
+        ]
+    );
+    assert_eq!(out.access, None);
+
+    // The agent's namespace gone: its checks fail, naming what is missing.
+    let mut recipe = s.recipe(CHART_VERSION);
+    recipe.component_refs[1].namespace = format!("{}-absent", s.id);
+    let out = deployment::run(
+        &settings(&kc),
+        &recipe,
+        &s.registry(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let agent: Vec<_> = table(&s, &out)
+        .into_iter()
+        .filter(|c| c.1.starts_with("test-agent"))
+        .collect();
+    assert_eq!(
+        agent,
+        vec![
+            p(
+                Status::Failed,
+                "test-agent: Namespace ID-absent exists",
+                "v1 Namespace ID-absent",
+                "namespace ID-absent not found"
+            ),
+            p(
+                Status::Failed,
+                "test-agent: DaemonSet ID-absent/agent ready",
+                "apps/v1 DaemonSet ID-absent/agent",
+                "DaemonSet ID-absent/agent not found"
+            ),
+            p(
+                Status::Failed,
+                "test-agent: DaemonSets in ID-absent matching app=ID-extra ready",
+                "apps/v1 DaemonSet ID-absent -l app=ID-extra",
+                "no DaemonSet in namespace ID-absent matches app=ID-extra"
+            ),
+        ]
+    );
+}

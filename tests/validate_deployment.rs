@@ -698,8 +698,18 @@ fn forbidden_read_fails_its_check_with_class_unauthorized() {
         msg,
         "forbidden: cannot get deployments.apps \"operator\" in namespace ID-op (user \"aicr-limited-ID\") on https://127.0.0.1:16443"
     );
-    assert_eq!(out.access, Some(Class::Unauthorized));
-    assert_eq!(out.access.unwrap().exit_code(), 4);
+    let access = out.access.clone().unwrap();
+    assert_eq!(access.class(), Class::Unauthorized);
+    assert_eq!(access.count, 1);
+    assert_eq!(
+        access.to_string(),
+        format!(
+            "1 deployment check(s) could not read the cluster; the first: {}",
+            msg.replace("ID", &s.id)
+        )
+    );
+    let err: aicr::error::Error = access.into();
+    assert_eq!(err.class().exit_code(), 4);
 }
 
 /// Nothing listens: the phase cannot run, exit 6, naming the server.
@@ -728,6 +738,72 @@ fn unreachable_server_is_unavailable() {
         "{msg}"
     );
     assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+/// Under `--phase all` an unreachable cluster is one skipped check with the
+/// reason; a bad --context stays an error.
+#[test]
+fn phase_all_skips_when_no_cluster_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, kubeconfig_for(port)).unwrap();
+    let out = deployment::run_or_skip(
+        &settings(&kc),
+        &empty_recipe(),
+        &Registry::default(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(out.access, None);
+    assert_eq!(out.checks.len(), 1);
+    let c = &out.checks[0];
+    assert_eq!(
+        (c.name.as_str(), c.suite.as_str(), c.status),
+        (
+            "deployment: cluster reachable",
+            "deployment",
+            Status::Skipped
+        )
+    );
+    assert!(
+        c.message.starts_with(&format!(
+            "no cluster reachable, the deployment checks were not run: cannot reach https://127.0.0.1:{port} "
+        )),
+        "{}",
+        c.message
+    );
+    let none =
+        ClusterSettings::resolve(None, None, Duration::from_secs(1), &Env::default()).unwrap();
+    let out = deployment::run_or_skip(
+        &none,
+        &empty_recipe(),
+        &Registry::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(
+        out.checks[0].message,
+        "no cluster reachable, the deployment checks were not run: no cluster configured: give -k/--kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a pod"
+    );
+    let bad = ClusterSettings::resolve(
+        Some(kc),
+        Some("prod".into()),
+        Duration::from_secs(1),
+        &Env::default(),
+    )
+    .unwrap();
+    let err = deployment::run_or_skip(
+        &bad,
+        &empty_recipe(),
+        &Registry::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap_err();
+    assert_eq!(err.class(), Class::InvalidInput);
 }
 
 /// A server that accepts and never answers: exit 5 at the request deadline.
@@ -820,4 +896,118 @@ fn empty_recipe() -> RecipeResult {
         "t",
     )
     .unwrap()
+}
+
+/// Declarations that find nothing fail, never pass: a selector matching no
+/// workload, a kind whose CRD is not installed, a namespace that does not
+/// exist; and a release record that does not decode.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn declarations_that_find_nothing_fail() {
+    let s = setup("aicr-dep-none");
+    s.install();
+    let kc = s.c.kubeconfig.clone();
+    let mut registry = s.registry();
+    let extra: Vec<RegistryComponent> = serde_yaml_ng::from_str(&format!(
+        "- name: test-agent
+  manifest: {{defaultNamespace: unused}}
+  readiness:
+    workloads:
+      - {{kind: StatefulSet, selector: app={id}-nothing}}
+    fields:
+      - {{apiVersion: {group}/v1, kind: Gadget, resource: gadgets, scope: Cluster, field: status.ok, equals: \"true\"}}
+      - {{apiVersion: {group}/v1, kind: Widget, resource: widgets, scope: Cluster, field: status.ok, equals: \"true\"}}
+",
+        id = s.id,
+        group = s.group
+    ))
+    .unwrap();
+    registry.merge(extra);
+    s.release_secret(2, "deployed", CHART_VERSION);
+    s.kubectl(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "-n",
+            &s.ns_op,
+            "sh.helm.release.v1.test-operator.v3",
+            "--type=helm.sh/release.v1",
+            "--from-literal=release=not base64!",
+        ],
+        None,
+    );
+    s.kubectl(
+        &[
+            "label",
+            "secret",
+            "-n",
+            &s.ns_op,
+            "sh.helm.release.v1.test-operator.v3",
+            "owner=helm",
+            "name=test-operator",
+            "status=deployed",
+            "version=3",
+        ],
+        None,
+    );
+    let out = deployment::run(
+        &settings(&kc),
+        &s.recipe(CHART_VERSION),
+        &registry,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let failed: Vec<_> = table(&s, &out)
+        .into_iter()
+        .filter(|c| c.0 != Status::Passed)
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            p(Status::Failed, "test-operator: Helm release ID-op/test-operator deployed", "v1 Secret ID-op/sh.helm.release.v1.test-operator.v3", "Secret sh.helm.release.v1.test-operator.v3: the release record is not valid base64"),
+            p(Status::Failed, "test-agent: StatefulSets in ID-agent matching app=ID-nothing ready", "apps/v1 StatefulSet ID-agent -l app=ID-nothing", "no StatefulSet in namespace ID-agent matches app=ID-nothing"),
+            p(Status::Failed, "test-agent: Gadget status.ok is true", "ID.aicr.test/v1 Gadget", "the resource type gadgets.ID.aicr.test (ID.aicr.test/v1) is not served: its CRD is not installed"),
+            p(Status::Failed, "test-agent: Widget status.ok is true", "ID.aicr.test/v1 Widget", "no Widget found"),
+        ]
+    );
+    assert_eq!(out.access, None);
+
+    // The agent's namespace gone: its checks fail, naming what is missing.
+    let mut recipe = s.recipe(CHART_VERSION);
+    recipe.component_refs[1].namespace = format!("{}-absent", s.id);
+    let out = deployment::run(
+        &settings(&kc),
+        &recipe,
+        &s.registry(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let agent: Vec<_> = table(&s, &out)
+        .into_iter()
+        .filter(|c| c.1.starts_with("test-agent"))
+        .collect();
+    assert_eq!(
+        agent,
+        vec![
+            p(
+                Status::Failed,
+                "test-agent: Namespace ID-absent exists",
+                "v1 Namespace ID-absent",
+                "namespace ID-absent not found"
+            ),
+            p(
+                Status::Failed,
+                "test-agent: DaemonSet ID-absent/agent ready",
+                "apps/v1 DaemonSet ID-absent/agent",
+                "DaemonSet ID-absent/agent not found"
+            ),
+            p(
+                Status::Failed,
+                "test-agent: DaemonSets in ID-absent matching app=ID-extra ready",
+                "apps/v1 DaemonSet ID-absent -l app=ID-extra",
+                "no DaemonSet in namespace ID-absent matches app=ID-extra"
+            ),
+        ]
+    );
 }

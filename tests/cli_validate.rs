@@ -57,18 +57,46 @@ fn golden_pair_every_check_as_a_table_and_as_yaml() {
     settings().bind(|| {
         insta::assert_snapshot!(
             "validate_golden_table",
-            transcript(&["validate", "-r", RECIPE, "-s", SNAP, "-t", "table"])
+            transcript(&[
+                "validate",
+                "-r",
+                RECIPE,
+                "-s",
+                SNAP,
+                "--phase",
+                "constraints",
+                "-t",
+                "table"
+            ])
         );
         insta::assert_snapshot!(
             "validate_golden_yaml",
-            transcript(&["validate", "-r", RECIPE, "-s", SNAP])
+            transcript(&[
+                "validate",
+                "-r",
+                RECIPE,
+                "-s",
+                SNAP,
+                "--phase",
+                "constraints"
+            ])
         );
     });
 }
 
 #[test]
 fn golden_pair_statuses_and_reasons() {
-    let out = run(&["validate", "-r", RECIPE, "-s", SNAP, "-t", "json"]);
+    let out = run(&[
+        "validate",
+        "-r",
+        RECIPE,
+        "-s",
+        SNAP,
+        "--phase",
+        "constraints",
+        "-t",
+        "json",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["kind"], "ValidationResult");
@@ -115,7 +143,16 @@ fn golden_pair_statuses_and_reasons() {
         .collect();
     assert_eq!(got, want);
     // Partial is not a pass under --strict.
-    let strict = run(&["validate", "-r", RECIPE, "-s", SNAP, "--strict"]);
+    let strict = run(&[
+        "validate",
+        "-r",
+        RECIPE,
+        "-s",
+        SNAP,
+        "--phase",
+        "constraints",
+        "--strict",
+    ]);
     assert_eq!(code(&strict), 1, "{}", stderr(&strict));
 }
 
@@ -140,7 +177,15 @@ fn exit_codes_of_findings() {
         (vec!["-r", pass, "--phase", "constraints"], 0),
         (vec!["-r", fail, "--phase", "all", "--no-cluster"], 1),
     ] {
-        let mut full = vec!["validate", "-s", SNAP, "-t", "json"];
+        let mut full = vec![
+            "validate",
+            "-s",
+            SNAP,
+            "--phase",
+            "constraints",
+            "-t",
+            "json",
+        ];
         full.extend(&args);
         let out = run(&full);
         assert_eq!(code(&out), want, "{args:?}: {}", stderr(&out));
@@ -155,7 +200,16 @@ fn exit_codes_of_findings() {
         };
         assert_eq!(doc["status"], status, "{args:?}");
     }
-    let out = run(&["validate", "-s", SNAP, "-r", fail, "--fail-on-error=false"]);
+    let out = run(&[
+        "validate",
+        "-s",
+        SNAP,
+        "-r",
+        fail,
+        "--phase",
+        "constraints",
+        "--fail-on-error=false",
+    ]);
     assert!(
         stderr(&out).contains("exiting 0 despite the findings: --fail-on-error=false"),
         "{}",
@@ -170,7 +224,17 @@ fn a_failed_check_says_what_was_expected_and_found() {
     settings().bind(|| {
         insta::assert_snapshot!(
             "validate_failed_table",
-            transcript(&["validate", "-r", s(&fail), "-s", SNAP, "-t", "table"])
+            transcript(&[
+                "validate",
+                "-r",
+                s(&fail),
+                "-s",
+                SNAP,
+                "--phase",
+                "constraints",
+                "-t",
+                "table"
+            ])
         );
     });
 }
@@ -210,8 +274,23 @@ fn bad_inputs_and_flags_are_refused_with_their_exit_code() {
             vec!["-r", RECIPE, "-s", SNAP, "--phase", "conformance"],
         ),
         (
-            "phase_deployment",
+            "snapshot_with_deployment_only",
             vec!["-r", RECIPE, "-s", SNAP, "--phase", "deployment"],
+        ),
+        (
+            "kubeconfig_missing",
+            vec![
+                "-r",
+                RECIPE,
+                "--phase",
+                "deployment",
+                "-k",
+                "no-such-kubeconfig",
+            ],
+        ),
+        (
+            "kubeconfig_a_directory",
+            vec!["-r", RECIPE, "--phase", "deployment", "-k", "tests"],
         ),
         (
             "phase_deployment_no_cluster",
@@ -298,14 +377,34 @@ fn bad_inputs_and_flags_are_refused_with_their_exit_code() {
 fn inputs_from_stdin() {
     let recipe = std::fs::read(RECIPE).unwrap();
     let out = aicr()
-        .args(["validate", "-r", "-", "-s", SNAP, "-t", "json"])
+        .args([
+            "validate",
+            "-r",
+            "-",
+            "-s",
+            SNAP,
+            "--phase",
+            "constraints",
+            "-t",
+            "json",
+        ])
         .write_stdin(recipe)
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let snap = std::fs::read(SNAP).unwrap();
     let out2 = aicr()
-        .args(["validate", "-r", RECIPE, "-s", "-", "-t", "json"])
+        .args([
+            "validate",
+            "-r",
+            RECIPE,
+            "-s",
+            "-",
+            "--phase",
+            "constraints",
+            "-t",
+            "json",
+        ])
         .write_stdin(snap)
         .output()
         .unwrap();
@@ -315,6 +414,9 @@ fn inputs_from_stdin() {
 
 fn ctrf_of(args: &[&str]) -> Value {
     let mut full = vec!["validate", "--report", "ctrf"];
+    if !args.contains(&"--no-cluster") {
+        full.extend(["--phase", "constraints"]);
+    }
     full.extend(args);
     let out = run(&full);
     assert!(matches!(code(&out), 0 | 1), "{}", stderr(&out));
@@ -350,8 +452,26 @@ fn ctrf_report_has_go_aicr_fields_and_skip_reasons() {
 
 #[test]
 fn timestamps_only_when_asked() {
-    let plain = run(&["validate", "-r", RECIPE, "-s", SNAP, "--report", "ctrf"]);
-    let again = run(&["validate", "-r", RECIPE, "-s", SNAP, "--report", "ctrf"]);
+    let plain = run(&[
+        "validate",
+        "-r",
+        RECIPE,
+        "-s",
+        SNAP,
+        "--no-cluster",
+        "--report",
+        "ctrf",
+    ]);
+    let again = run(&[
+        "validate",
+        "-r",
+        RECIPE,
+        "-s",
+        SNAP,
+        "--no-cluster",
+        "--report",
+        "ctrf",
+    ]);
     assert_eq!(plain.stdout, again.stdout, "same input, same bytes");
     let doc = ctrf_of(&["-r", RECIPE, "-s", SNAP, "--timestamps"]);
     let summary = &doc["results"]["summary"];
@@ -377,6 +497,7 @@ fn ctrf_reports_validate_against_the_ctrf_schema() {
         ctrf_of(&["-r", s(&fail), "-s", SNAP]),
         ctrf_of(&["-r", s(&pass), "-s", SNAP]),
         ctrf_of(&["-r", s(&empty), "-s", SNAP]),
+        ctrf_of(&["-r", RECIPE, "-s", SNAP, "--no-cluster"]),
     ];
     let script = r#"
 import json, sys
@@ -396,7 +517,7 @@ print(len(reports))
         &serde_json::to_vec(&reports).unwrap(),
         "python3-jsonschema",
     );
-    assert_eq!(got.trim(), "5");
+    assert_eq!(got.trim(), "6");
 }
 
 /// Runs a python3 script with `stdin`; fails (never skips) when python3 or
@@ -426,7 +547,7 @@ fn python(script: &str, args: &[&str], stdin: &[u8], package: &str) -> String {
 }
 
 fn junit_of(args: &[&str]) -> String {
-    let mut full = vec!["validate", "--report", "junit"];
+    let mut full = vec!["validate", "--report", "junit", "--phase", "constraints"];
     full.extend(args);
     let out = run(&full);
     assert!(matches!(code(&out), 0 | 1), "{}", stderr(&out));
@@ -506,6 +627,8 @@ fn several_reports_and_the_document_in_one_run() {
         RECIPE,
         "-s",
         SNAP,
+        "--phase",
+        "constraints",
         "--report",
         &format!("ctrf={}", ctrf.display()),
         "--report",
@@ -527,6 +650,8 @@ fn several_reports_and_the_document_in_one_run() {
         RECIPE,
         "-s",
         SNAP,
+        "--phase",
+        "constraints",
         "--report",
         "ctrf",
         "--report",
@@ -547,11 +672,192 @@ fn several_reports_and_the_document_in_one_run() {
 fn a_recipe_without_constraints_checks_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let empty = recipe_with(dir.path(), "empty.yaml", " []");
-    let out = run(&["validate", "-r", s(&empty), "-s", SNAP, "-t", "table"]);
+    let out = run(&[
+        "validate",
+        "-r",
+        s(&empty),
+        "-s",
+        SNAP,
+        "--phase",
+        "constraints",
+        "-t",
+        "table",
+    ]);
     assert_eq!(code(&out), 0);
     assert_eq!(
         stdout(&out),
         "0 checks: 0 passed, 0 failed, 0 skipped; status: pass\n"
     );
     assert!(stderr(&out).contains("the recipe declares no constraints: nothing was checked"));
+}
+
+/// `aicr validate` with no cluster configured anywhere (no -k, no
+/// KUBECONFIG, a HOME without ~/.kube/config, not in a pod).
+fn without_cluster(args: &[&str]) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    aicr()
+        .env("HOME", home.path())
+        .arg("validate")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn deployment_checks(doc: &Value) -> Vec<(String, String, String)> {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["phase"] == "deployment")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn phase_all_without_a_cluster_skips_each_component_with_the_reason() {
+    let recipe: Value = read_yaml(Path::new(RECIPE));
+    let components = recipe["componentRefs"].as_array().unwrap().len();
+    for (args, reason) in [
+        (
+            vec!["-r", RECIPE, "-s", SNAP, "-t", "json"],
+            "no cluster reachable: no cluster configured: give -k/--kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a pod",
+        ),
+        (
+            vec!["-r", RECIPE, "-s", SNAP, "-t", "json", "--phase", "all", "--no-cluster"],
+            "--no-cluster: the live cluster was not read",
+        ),
+    ] {
+        let out = without_cluster(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(doc["status"], "partial");
+        let checks = deployment_checks(&doc);
+        assert_eq!(checks.len(), components, "{args:?}");
+        // In deployment order: the first to deploy is checked first.
+        assert_eq!(checks[0].0, format!("{}: readiness", recipe["deploymentOrder"][0].as_str().unwrap()));
+        for (name, status, message) in &checks {
+            assert_eq!((status.as_str(), message.as_str()), ("skipped", reason), "{name}");
+        }
+        // Skipped is not passed: --strict fails.
+        let mut strict = args.clone();
+        strict.push("--strict");
+        assert_eq!(code(&without_cluster(&strict)), 1, "{strict:?}");
+    }
+    // Asked for explicitly, a missing cluster is an error, not a skip.
+    let out = without_cluster(&["-r", RECIPE, "--phase", "deployment"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: no cluster configured: give -k/--kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a pod\n"
+    );
+}
+
+/// A kubeconfig whose server is a closed port on 127.0.0.1.
+fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = dir.join("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn an_unreachable_cluster_is_exit_6_when_asked_for_and_skipped_under_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = unreachable_kubeconfig(dir.path());
+    let out = run(&[
+        "validate",
+        "-r",
+        RECIPE,
+        "--phase",
+        "deployment",
+        "-k",
+        s(&kc),
+    ]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let out = run(&[
+        "validate",
+        "-r",
+        RECIPE,
+        "-s",
+        SNAP,
+        "-k",
+        s(&kc),
+        "-t",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let checks = deployment_checks(&doc);
+    assert!(!checks.is_empty());
+    for (name, status, message) in &checks {
+        assert_eq!(status, "skipped", "{name}");
+        assert!(
+            message.starts_with("no cluster reachable: "),
+            "{name}: {message}"
+        );
+    }
+}
+
+/// The deployment phase through the CLI against the test cluster, where
+/// the recipe's stack is not installed: its checks fail (exit 1) and come
+/// in the reports; --fail-on-error=false exits 0 with the same report.
+/// (What each check finds is tested in tests/validate_deployment.rs.)
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn deployment_phase_on_the_test_cluster_fails_for_a_stack_not_installed() {
+    let c = common::cluster::cluster();
+    let kc = c.kubeconfig.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("out.xml");
+    let junit_arg = format!("junit={}", junit.display());
+    let args = [
+        "validate",
+        "-r",
+        RECIPE,
+        "--phase",
+        "deployment",
+        "-k",
+        kc,
+        "-t",
+        "json",
+        "--report",
+        &junit_arg,
+    ];
+    let out = run(&args);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["status"], "fail");
+    let checks = doc["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["phase"] == "deployment"));
+    assert!(checks.iter().any(|c| c["name"]
+        == "gpu-operator: Helm release gpu-operator/gpu-operator deployed"
+        && c["status"] == "failed"));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let parsed = roxmltree::Document::parse(&xml).unwrap();
+    let cases = parsed
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    assert_eq!(cases, checks.len());
+    let mut lenient = args.to_vec();
+    lenient.push("--fail-on-error=false");
+    let out2 = run(&lenient);
+    assert_eq!(code(&out2), 0, "{}", stderr(&out2));
 }

@@ -132,13 +132,14 @@ fn closed() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// Runs validate with the test's whole system trust store being a CA that
+/// Runs validate (the constraints phase: no cluster is read) with the
+/// test's whole system trust store being a CA that
 /// signed nothing here, so "untrusted" never depends on the machine.
 fn validate(args: &[&str]) -> std::process::Output {
     aicr()
         .env("SSL_CERT_FILE", fixture("https/other-ca.pem"))
         .env_remove("SSL_CERT_DIR")
-        .arg("validate")
+        .args(["validate", "--phase", "constraints"])
         .args(args)
         .output()
         .unwrap()
@@ -169,7 +170,17 @@ fn error_line(out: &std::process::Output) -> String {
 fn documents_are_read_from_https_with_a_private_ca() {
     let port = serve("server");
     let base = format!("https://127.0.0.1:{port}");
-    let from_files = run(&["validate", "-r", RECIPE, "-s", SNAP, "-t", "json"]);
+    let from_files = run(&[
+        "validate",
+        "--phase",
+        "constraints",
+        "-r",
+        RECIPE,
+        "-s",
+        SNAP,
+        "-t",
+        "json",
+    ]);
     assert_eq!(code(&from_files), 0, "{}", stderr(&from_files));
     for recipe in [format!("{base}/recipe.yaml"), format!("{base}/moved")] {
         let out = validate(&[

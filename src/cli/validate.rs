@@ -1,8 +1,8 @@
 //! `aicr validate`: reads a recipe and a snapshot (files, `-`, or `https://`
 //! URLs), runs the requested phases (the recipe's constraints against the
-//! snapshot; the deployment phase is not built here yet), and writes the
-//! checks as a table, YAML or JSON, plus any CTRF and JUnit reports, each
-//! to stdout or a file. The exit code says whether the checks passed: 0
+//! snapshot; the deployed stack against the live cluster, through
+//! `crate::validate::deployment`), and writes the checks as a table, YAML
+//! or JSON, plus any CTRF and JUnit reports, each to stdout or a file. The exit code says whether the checks passed: 0
 //! all passed, 1 a check failed (or, with `--strict`, was skipped), 0 for
 //! every finding with `--fail-on-error=false`; bad input keeps its own code.
 
@@ -12,16 +12,22 @@ use std::time::SystemTime;
 
 use clap::{Args, ValueEnum};
 
-use super::{emit, emit_verdict, ExitStatus};
-use crate::error::{Result, UsageError};
+use super::{emit, emit_verdict, DataArgs, ExitStatus};
+use crate::error::{Class, Classify, Result, UsageError};
+use crate::k8s::{ClusterSettings, Env};
 use crate::measurement::Snapshot;
 use crate::recipe::result::RecipeResult;
 use crate::serializer::http::{display_url, is_url, FetchOptions};
 use crate::serializer::{self, Format, Output, MAX_DOCUMENT_BYTES};
 use crate::validate::report::{Report, Summary, Times};
+use crate::validate::{deployment, Check, Phase, Status};
 
-/// The default deadline of a URL input.
+/// The default deadline of a URL input and of each cluster request.
 const DEFAULT_TIMEOUT: &str = "30s";
+
+/// The deadline of the whole deployment phase (Go aicr's `--timeout`
+/// default).
+const DEPLOYMENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Debug, Args)]
 #[command(
@@ -47,15 +53,26 @@ pub struct ValidateArgs {
     #[arg(short = 's', long, value_name = "FILE|URL", help_heading = "Input")]
     pub snapshot: Option<String>,
 
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Kubeconfig of the cluster the deployment phase reads (else KUBECONFIG, ~/.kube/config, in-cluster)
+    #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (else its current context)
+    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
+    pub context: Option<String>,
+
     /// Extra trusted CA certificates (PEM) for https:// inputs, beside the system's
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub ca_file: Option<PathBuf>,
 
-    /// Deadline of each https:// input: connect, TLS, redirects and body (at most 1h)
+    /// Deadline of each https:// input (connect, TLS, redirects, body) and of each cluster request (at most 1h)
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, help_heading = "Input")]
     pub timeout: String,
 
-    /// Phase to run (repeatable): constraints, deployment, all; performance and conformance are not built
+    /// Phase to run (repeatable): constraints, deployment, all (default); performance and conformance are not built
     #[arg(
         long,
         value_enum,
@@ -81,7 +98,7 @@ pub struct ValidateArgs {
     #[arg(long, help_heading = "Validation control")]
     pub strict: bool,
 
-    /// Do not contact a cluster: run only the offline phase (constraints)
+    /// Do not contact a cluster: the deployment checks of --phase all are skipped with that reason
     #[arg(long, help_heading = "Validation control")]
     pub no_cluster: bool,
 
@@ -148,11 +165,8 @@ struct Settings {
     fetch: FetchOptions,
     /// Run the constraints phase.
     constraints: bool,
-    /// `--phase all` (or none given): the deployment phase was asked for
-    /// implicitly, so its absence is logged rather than an error.
-    all: bool,
-    /// `--no-cluster`: only the offline phase runs.
-    no_cluster: bool,
+    /// How the deployment phase runs, if it does.
+    deployment: DeploymentPhase,
     fail_on_error: bool,
     strict: bool,
     /// The table or document, and where it goes; `None` when a report
@@ -165,11 +179,17 @@ struct Settings {
 impl Settings {
     fn resolve(args: ValidateArgs) -> Result<Settings> {
         let recipe = args.recipe.unwrap_or_default();
-        let (constraints, all) = phases(&args.phase, args.no_cluster)?;
+        let (constraints, wanted) = phases(&args.phase, args.no_cluster)?;
         if constraints && args.snapshot.is_none() {
             return Err(UsageError(
-                "no snapshot: the constraints phase needs -s FILE (from `aicr snapshot -o FILE` on a GPU node), - for stdin, or an https:// URL; capturing one through an agent Job is not built in this version"
+                "no snapshot: the constraints phase (part of the default --phase all) needs -s FILE (from `aicr snapshot -o FILE` on a GPU node), - for stdin, or an https:// URL; capturing one through an agent Job is not built in this version; --phase deployment alone needs none"
                     .into(),
+            )
+            .into());
+        }
+        if !constraints && args.snapshot.is_some() {
+            return Err(UsageError(
+                "-s is read only by the constraints phase, which --phase deployment leaves out; drop -s, or add --phase constraints".into(),
             )
             .into());
         }
@@ -188,6 +208,20 @@ impl Settings {
             }
         }
         let timeout = super::snapshot::parse_timeout(&args.timeout)?;
+        let deployment = match wanted {
+            Wanted::No => DeploymentPhase::Off,
+            Wanted::Skip(reason) => DeploymentPhase::Skip(reason),
+            Wanted::IfReachable | Wanted::Required => DeploymentPhase::Run {
+                cluster: ClusterSettings::resolve(
+                    args.kubeconfig,
+                    args.context,
+                    timeout,
+                    &Env::from_process(),
+                )?,
+                store: args.data.open()?,
+                required: wanted == Wanted::Required,
+            },
+        };
         let reports = args
             .report
             .iter()
@@ -204,8 +238,7 @@ impl Settings {
                 limit: MAX_DOCUMENT_BYTES,
             },
             constraints,
-            all,
-            no_cluster: args.no_cluster,
+            deployment,
             fail_on_error: args.fail_on_error,
             strict: args.strict,
             main,
@@ -215,9 +248,34 @@ impl Settings {
     }
 }
 
-/// The phases to run: (constraints, all). Phases that are not built are
-/// refused, never reported as passed.
-fn phases(list: &[PhaseArg], no_cluster: bool) -> Result<(bool, bool)> {
+/// Whether and how the deployment phase was asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Wanted {
+    No,
+    /// `--phase all` with `--no-cluster`: its checks skipped, this reason.
+    Skip(String),
+    /// `--phase all`: run when a cluster is reachable, else skip.
+    IfReachable,
+    /// `--phase deployment`: run, and a cluster that cannot be reached is
+    /// an error.
+    Required,
+}
+
+/// How the deployment phase runs, resolved before work starts.
+enum DeploymentPhase {
+    Off,
+    Skip(String),
+    Run {
+        cluster: ClusterSettings,
+        store: crate::recipe::DataStore,
+        required: bool,
+    },
+}
+
+/// The phases to run: whether constraints run, and how the deployment
+/// phase does. Phases that are not built are refused, never reported as
+/// passed.
+fn phases(list: &[PhaseArg], no_cluster: bool) -> Result<(bool, Wanted)> {
     for p in list {
         let name = match p {
             PhaseArg::Performance => "performance",
@@ -228,21 +286,25 @@ fn phases(list: &[PhaseArg], no_cluster: bool) -> Result<(bool, bool)> {
                 )
                 .into())
             }
-            PhaseArg::Deployment => {
-                return Err(UsageError(
-                    "--phase deployment is not built in this build of aicr; available: constraints, all (which runs constraints)".into(),
-                )
-                .into())
-            }
             _ => continue,
         };
         return Err(UsageError(format!(
-            "--phase {name} is not built in this version of aicr: it runs GPU Jobs on the cluster; available: constraints, all"
+            "--phase {name} is not built in this version of aicr: it runs GPU Jobs on the cluster; available: constraints, deployment, all"
         ))
         .into());
     }
     let all = list.is_empty() || list.contains(&PhaseArg::All);
-    Ok((true, all))
+    let constraints = all || list.contains(&PhaseArg::Constraints);
+    let wanted = if all && no_cluster {
+        Wanted::Skip("--no-cluster: the live cluster was not read".into())
+    } else if list.contains(&PhaseArg::Deployment) {
+        Wanted::Required
+    } else if all {
+        Wanted::IfReachable
+    } else {
+        Wanted::No
+    };
+    Ok((constraints, wanted))
 }
 
 /// `--report FORMAT[=FILE]`.
@@ -348,11 +410,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
         let snap = read_snapshot(path, &settings.fetch)?;
         checks.extend(crate::constraints::evaluate_recipe(&recipe, &snap)?);
     }
-    if settings.all && !settings.no_cluster {
-        tracing::info!(
-            "the deployment phase is not built in this build of aicr; only the recipe's constraints were checked"
-        );
-    }
+    let access = run_deployment(&settings.deployment, &recipe, &mut checks)?;
     let report = Report {
         checks,
         times: settings.timestamps.then(|| Times {
@@ -363,8 +421,81 @@ pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
     let summary = report.summary();
     log_summary(&summary);
     let verdict = verdict(&summary, settings.strict, settings.fail_on_error);
-    write_outputs(&settings, &report, verdict)
+    let verdict = write_outputs(&settings, &report, verdict)?;
+    match access {
+        // A read the cluster refused (or that timed out) is not a finding
+        // about the stack: the reports are written, and its class is the
+        // exit code.
+        Some(class) => Err(crate::error::Error::new(class, ReadsFailed(class))),
+        None => Ok(verdict),
+    }
 }
+
+/// The deployment phase: its checks appended to `checks`; returns the
+/// most severe class of the cluster reads that failed, if any.
+fn run_deployment(
+    phase: &DeploymentPhase,
+    recipe: &RecipeResult,
+    checks: &mut Vec<Check>,
+) -> Result<Option<Class>> {
+    let (cluster, store, required) = match phase {
+        DeploymentPhase::Off => return Ok(None),
+        DeploymentPhase::Skip(reason) => {
+            checks.extend(skipped_deployment(recipe, reason));
+            return Ok(None);
+        }
+        DeploymentPhase::Run {
+            cluster,
+            store,
+            required,
+        } => (cluster, store, *required),
+    };
+    let registry = store.registry()?;
+    match deployment::run(cluster, recipe, &registry, DEPLOYMENT_DEADLINE) {
+        Ok(outcome) => {
+            checks.extend(outcome.checks);
+            Ok(outcome.access)
+        }
+        // Under --phase all, a cluster that is absent, unreachable or
+        // silent skips the phase's checks with that reason.
+        Err(e) if !required && matches!(e.class(), Class::Unavailable | Class::Timeout) => {
+            let reason = format!("no cluster reachable: {e}");
+            tracing::warn!("deployment phase skipped: {reason}");
+            checks.extend(skipped_deployment(recipe, &reason));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One skipped readiness check per component of the recipe, in
+/// deployment order (then the components the order leaves out).
+fn skipped_deployment(recipe: &RecipeResult, reason: &str) -> Vec<Check> {
+    let mut names: Vec<&str> = recipe.deployment_order.iter().map(String::as_str).collect();
+    for r in &recipe.component_refs {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+        .into_iter()
+        .filter(|n| recipe.component_refs.iter().any(|r| r.name == *n))
+        .map(|n| Check {
+            name: format!("{n}: readiness"),
+            phase: Phase::Deployment,
+            suite: n.to_string(),
+            status: Status::Skipped,
+            message: reason.to_string(),
+            object: None,
+            duration: std::time::Duration::ZERO,
+        })
+        .collect()
+}
+
+/// Cluster reads failed: the checks say which; this is the exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("some reads of the cluster failed ({}): the failed checks in the report name each one", .0.name())]
+struct ReadsFailed(Class);
 
 /// Files first, stdout last: a reader of stdout that goes away early
 /// does not stop the files from being written.

@@ -166,7 +166,7 @@ pub fn fetch(url: &str, opts: &FetchOptions) -> Result<Vec<u8>, FetchError> {
         .enable_time()
         .build()
         .map_err(FetchError::Runtime)?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         match tokio::time::timeout(opts.timeout, follow(url, &shown, opts.limit, tls)).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout {
@@ -174,7 +174,11 @@ pub fn fetch(url: &str, opts: &FetchOptions) -> Result<Vec<u8>, FetchError> {
                 timeout: opts.timeout,
             }),
         }
-    })
+    });
+    // A name lookup still blocked in its thread past the deadline is
+    // abandoned, not waited for (dropping the runtime would wait).
+    rt.shutdown_background();
+    result
 }
 
 /// The TLS client: the system's roots plus `--ca-file`'s, ring as the

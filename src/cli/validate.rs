@@ -454,7 +454,7 @@ fn run_deployment(
     match deployment::run(cluster, recipe, &registry, DEPLOYMENT_DEADLINE) {
         Ok(outcome) => {
             checks.extend(outcome.checks);
-            Ok(outcome.access)
+            Ok(outcome.access.map(|a| a.class))
         }
         // Under --phase all, a cluster that is absent, unreachable or
         // silent skips the phase's checks with that reason.

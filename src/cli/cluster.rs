@@ -26,9 +26,13 @@ impl ClusterArgs {
     /// The settings, with `timeout` as the deadline of each request. The
     /// kubeconfig is read and `--context` checked here too (exit 2 naming
     /// the contexts when it is unknown), so a bad flag fails before work.
-    pub fn resolve(self, timeout: Duration) -> Result<ClusterSettings> {
-        let s =
-            ClusterSettings::resolve(self.kubeconfig, self.context, timeout, &Env::from_process())?;
+    pub fn resolve(&self, timeout: Duration) -> Result<ClusterSettings> {
+        let s = ClusterSettings::resolve(
+            self.kubeconfig.clone(),
+            self.context.clone(),
+            timeout,
+            &Env::from_process(),
+        )?;
         if s.context.is_some() {
             s.kubeconfig()?;
         }

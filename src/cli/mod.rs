@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod cluster;
 pub mod completion;
+pub mod configmap;
 pub mod diff;
 pub mod query;
 pub mod recipe;
@@ -162,15 +163,19 @@ pub struct CriteriaArgs {
     )]
     pub criteria_file: Option<String>,
 
-    /// Snapshot file (YAML or JSON, `-` for stdin) to detect service, accelerator and OS from; flags override
+    /// Snapshot (a YAML or JSON file, - for stdin, or cm://NAMESPACE/NAME) to detect service, accelerator and OS from; flags override
     #[arg(
         short = 's',
         long = "snapshot",
-        value_name = "FILE",
+        value_name = "FILE|CM",
         conflicts_with = "criteria_file",
         help_heading = "Input"
     )]
     pub snapshot: Option<String>,
+
+    /// The cluster of cm:// inputs and outputs.
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
 impl CriteriaArgs {
@@ -186,7 +191,7 @@ impl CriteriaArgs {
         let (mut criteria, source) = match (&self.criteria_file, &self.snapshot) {
             (Some(path), _) => (read_criteria_file(path)?, "the criteria file"),
             (None, Some(path)) => {
-                let (criteria, snap) = read_snapshot_criteria(path)?;
+                let (criteria, snap) = read_snapshot_criteria(path, &self.cluster)?;
                 snapshot = Some(snap);
                 (criteria, "the snapshot")
             }
@@ -254,14 +259,27 @@ pub fn parse_criteria_file(bytes: &[u8], path: &str) -> Result<Criteria> {
     Ok(criteria)
 }
 
-fn read_snapshot_criteria(path: &str) -> Result<(Criteria, Snapshot)> {
-    if path.starts_with("cm://") || path.starts_with("http://") || path.starts_with("https://") {
+fn read_snapshot_criteria(
+    path: &str,
+    cluster: &cluster::ClusterArgs,
+) -> Result<(Criteria, Snapshot)> {
+    if path.starts_with("http://") || path.starts_with("https://") {
         return Err(UsageError(format!(
-            "--snapshot {path}: reading snapshots from ConfigMaps or URLs is not built in this version yet; save the snapshot to a file"
+            "--snapshot {path}: reading snapshots from URLs is not built in this version yet; save the snapshot to a file"
         ))
         .into());
     }
-    let bytes = serializer::read_input(path)?;
+    let bytes = if crate::k8s::configmap::Target::is_reference(path) {
+        configmap::check_input(path)?;
+        let settings = cluster.resolve(configmap::TIMEOUT)?;
+        configmap::read(
+            path,
+            Some(crate::k8s::configmap::DocKind::Snapshot),
+            &settings,
+        )?
+    } else {
+        serializer::read_input(path)?
+    };
     let snap = Snapshot::parse(&bytes, path)?;
     let detected = crate::recipe::snapshot::detect(&snap);
     let found = detected.as_flags();
@@ -330,8 +348,8 @@ pub fn emit_verdict(output: &Output, text: &str, verdict: ExitStatus) -> Result<
 /// `-o/--output` and `-t/--format`, shared by the commands that write a document.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Where to write: a file path (written atomically) or - for stdout
-    #[arg(short = 'o', long, value_name = "PATH", help_heading = "Output")]
+    /// Where to write: a file path (written atomically), - for stdout, or cm://NAMESPACE/NAME (a ConfigMap)
+    #[arg(short = 'o', long, value_name = "PATH|CM", help_heading = "Output")]
     pub output: Option<String>,
 
     /// Output format: yaml (default), json or table
@@ -349,7 +367,8 @@ impl OutputArgs {
     /// The checked destination and the format, `default` when not given.
     pub fn resolve(&self, default: Format) -> Result<(Output, Format)> {
         let output = Output::parse(self.output.as_deref());
-        output.check()?;
-        Ok((output, self.format.unwrap_or(default)))
+        let format = self.format.unwrap_or(default);
+        configmap::check_output(&output, format)?;
+        Ok((output, format))
     }
 }

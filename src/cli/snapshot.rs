@@ -1,5 +1,5 @@
 //! `aicr snapshot`: runs the collectors on this node (or over `--root`) and
-//! prints a `Snapshot`. Sources that are absent are reported as unavailable
+//! writes a `Snapshot` to stdout, a file or a ConfigMap (`-o cm://`). Sources that are absent are reported as unavailable
 //! with the reason; the command still succeeds.
 
 use std::path::PathBuf;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::error::Result;
 use clap::Args;
 
-use super::{emit, ExitStatus, OutputArgs};
+use super::configmap::{self, Doc};
+use super::{ExitStatus, OutputArgs};
 use crate::collector::{self, ClusterConfig, Collector, Context, GpuSource};
 use crate::error::UsageError;
 use crate::measurement::{Snapshot, SNAPSHOT_KIND};
@@ -75,7 +76,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "NAME", env = "NODE_NAME", help_heading = "Cluster")]
     pub node_name: Option<String>,
 
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+    /// Kubeconfig file, for the k8s collector and -o cm:// (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
     #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -86,6 +87,8 @@ struct Settings {
     output: Output,
     format: Format,
     timestamp: bool,
+    /// The cluster of `-o cm://`.
+    cluster: crate::k8s::ClusterSettings,
 }
 
 impl Settings {
@@ -137,6 +140,10 @@ impl Settings {
             timeout,
             &crate::k8s::Env::from_process(),
         )?;
+        let configmaps = crate::k8s::ClusterSettings {
+            timeout: configmap::TIMEOUT,
+            ..cluster.clone()
+        };
         let cluster = ClusterConfig::from(&cluster);
         let search_path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
@@ -154,6 +161,7 @@ impl Settings {
             output,
             format,
             timestamp: !args.no_timestamp,
+            cluster: configmaps,
         })
     }
 }
@@ -210,7 +218,13 @@ pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
             f,
         ),
     };
-    emit(&settings.output, &text)?;
+    let doc = Doc {
+        kind: crate::k8s::configmap::DocKind::Snapshot,
+        format: settings.format,
+        text: &text,
+        timestamp: snapshot.metadata.get("timestamp").map(String::as_str),
+    };
+    configmap::emit_document(&settings.output, &doc, &settings.cluster)?;
     Ok(ExitStatus::Success)
 }
 

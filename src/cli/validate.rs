@@ -1,5 +1,5 @@
-//! `aicr validate`: reads a recipe and a snapshot (files, `-`, or `https://`
-//! URLs), runs the requested phases (the recipe's constraints against the
+//! `aicr validate`: reads a recipe and a snapshot (files, `-`, `https://`
+//! URLs, or `cm://` ConfigMaps), runs the requested phases (the recipe's constraints against the
 //! snapshot; the deployed stack against the live cluster, through
 //! `crate::validate::deployment`), and writes the checks as a table, YAML
 //! or JSON, plus any CTRF and JUnit reports, each to stdout or a file. The exit code says whether the checks passed: 0
@@ -34,29 +34,30 @@ const DEPLOYMENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(
     after_help = "Reports: --report ctrf|junit writes that report to stdout (instead of the table or \
                   document); --report ctrf=FILE, --report junit=FILE write files, several at once. \
                   Exit codes: 0 all checks passed, 1 a check failed (with --strict also: skipped), \
-                  2 bad recipe, snapshot or flags, 3 an input not found, 5 a URL timed out, \
-                  6 a URL unreachable or its certificate refused. --fail-on-error=false exits 0 \
+                  2 bad recipe, snapshot or flags, 3 an input not found, 4 a cm:// input \
+                  forbidden, 5 a URL or the cluster timed out, 6 a URL or the cluster \
+                  unreachable or its certificate refused. --fail-on-error=false exits 0 \
                   for every finding."
 )]
 pub struct ValidateArgs {
-    /// RecipeResult with the constraints: a file (YAML or JSON), - for stdin, or an https:// URL
+    /// RecipeResult with the constraints: a file (YAML or JSON), - for stdin, an https:// URL, or cm://NAMESPACE/NAME
     #[arg(
         short = 'r',
         long,
-        value_name = "FILE|URL",
+        value_name = "FILE|URL|CM",
         required = true,
         help_heading = "Input"
     )]
     pub recipe: Option<String>,
 
-    /// Snapshot with the measurements: a file, - for stdin, or an https:// URL (needed by the constraints phase)
-    #[arg(short = 's', long, value_name = "FILE|URL", help_heading = "Input")]
+    /// Snapshot with the measurements: a file, - for stdin, an https:// URL, or cm://NAMESPACE/NAME (needed by the constraints phase)
+    #[arg(short = 's', long, value_name = "FILE|URL|CM", help_heading = "Input")]
     pub snapshot: Option<String>,
 
     #[command(flatten)]
     pub data: DataArgs,
 
-    /// Kubeconfig of the cluster the deployment phase reads (else KUBECONFIG, ~/.kube/config, in-cluster)
+    /// Kubeconfig of the cluster the deployment phase and cm:// inputs read (else KUBECONFIG, ~/.kube/config, in-cluster)
     #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -163,6 +164,8 @@ struct Settings {
     recipe: String,
     snapshot: Option<String>,
     fetch: FetchOptions,
+    /// The cluster of `cm://` inputs.
+    inputs: ClusterSettings,
     /// Run the constraints phase.
     constraints: bool,
     /// How the deployment phase runs, if it does.
@@ -200,14 +203,23 @@ impl Settings {
             .into());
         }
         for (flag, v) in [("-r", Some(&recipe)), ("-s", args.snapshot.as_ref())] {
-            if let Some(v) = v.filter(|v| v.starts_with("cm://")) {
-                return Err(UsageError(format!(
-                    "{flag} {v}: reading from a ConfigMap is not built in this version; save the document to a file or serve it over https://"
-                ))
-                .into());
+            if let Some(v) = v.filter(|v| crate::k8s::configmap::Target::is_reference(v)) {
+                super::configmap::check_input(v)?;
+                if args.no_cluster {
+                    return Err(UsageError(format!(
+                        "{flag} {v}: reading a ConfigMap contacts the cluster, and --no-cluster forbids that; save the document to a file, or drop --no-cluster"
+                    ))
+                    .into());
+                }
             }
         }
         let timeout = super::snapshot::parse_timeout(&args.timeout)?;
+        let inputs = ClusterSettings::resolve(
+            args.kubeconfig.clone(),
+            args.context.clone(),
+            timeout,
+            &Env::from_process(),
+        )?;
         let deployment = match wanted {
             Wanted::No => DeploymentPhase::Off,
             Wanted::Skip(reason) => DeploymentPhase::Skip(reason),
@@ -237,6 +249,7 @@ impl Settings {
                 ca_file: args.ca_file,
                 limit: MAX_DOCUMENT_BYTES,
             },
+            inputs,
             constraints,
             deployment,
             fail_on_error: args.fail_on_error,
@@ -403,11 +416,11 @@ fn check_destinations(main: Option<&Output>, reports: &[(ReportKind, Output)]) -
 pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
     let settings = Settings::resolve(args)?;
     let start = SystemTime::now();
-    let recipe = read_recipe(&settings.recipe, &settings.fetch)?;
+    let recipe = read_recipe(&settings.recipe, &settings)?;
     let mut checks = Vec::new();
     if settings.constraints {
         let path = settings.snapshot.as_deref().unwrap_or_default();
-        let snap = read_snapshot(path, &settings.fetch)?;
+        let snap = read_snapshot(path, &settings)?;
         checks.extend(crate::constraints::evaluate_recipe(&recipe, &snap)?);
     }
     let access = run_deployment(&settings.deployment, &recipe, &mut checks)?;
@@ -589,9 +602,21 @@ fn kind_of(v: &serde_json::Value) -> Option<&'static str> {
     }
 }
 
-fn read_recipe(arg: &str, fetch: &FetchOptions) -> Result<RecipeResult> {
+/// An input's bytes: a ConfigMap, a URL, a file or stdin.
+fn read_bytes(
+    arg: &str,
+    kind: crate::k8s::configmap::DocKind,
+    settings: &Settings,
+) -> Result<Vec<u8>> {
+    if crate::k8s::configmap::Target::is_reference(arg) {
+        return super::configmap::read(arg, Some(kind), &settings.inputs);
+    }
+    Ok(serializer::read_source(arg, &settings.fetch)?)
+}
+
+fn read_recipe(arg: &str, settings: &Settings) -> Result<RecipeResult> {
     let path = origin(arg);
-    let bytes = serializer::read_source(arg, fetch)?;
+    let bytes = read_bytes(arg, crate::k8s::configmap::DocKind::Recipe, settings)?;
     let value = serializer::parse_value(&bytes, &path, crate::recipe::result::RESULT_KIND)?;
     if kind_of(&value) == Some("Snapshot") {
         return Err(Swapped {
@@ -608,9 +633,9 @@ fn read_recipe(arg: &str, fetch: &FetchOptions) -> Result<RecipeResult> {
     Ok(recipe)
 }
 
-fn read_snapshot(arg: &str, fetch: &FetchOptions) -> Result<Snapshot> {
+fn read_snapshot(arg: &str, settings: &Settings) -> Result<Snapshot> {
     let path = origin(arg);
-    let bytes = serializer::read_source(arg, fetch)?;
+    let bytes = read_bytes(arg, crate::k8s::configmap::DocKind::Snapshot, settings)?;
     let value = serializer::parse_value(&bytes, &path, crate::measurement::SNAPSHOT_KIND)?;
     if kind_of(&value) == Some("RecipeResult") {
         return Err(Swapped {

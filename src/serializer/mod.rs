@@ -86,7 +86,7 @@ pub enum Error {
     OutputPath { path: String, reason: String },
     #[error("cannot write {path}: {io}{}", io_hint(.io))]
     Write { path: String, io: std::io::Error },
-    #[error("ConfigMap destinations (cm://{0}) need cluster access, which this version of aicr does not have yet; write to a file or stdout")]
+    #[error("cm://{0}: only `aicr snapshot -o` and `aicr recipe -o` write to a ConfigMap; give a file path, or - for standard output")]
     ConfigMapUnsupported(String),
     #[error(transparent)]
     Fetch(#[from] http::FetchError),

@@ -362,7 +362,10 @@ fn bad_inputs_and_flags_are_refused_with_their_exit_code() {
             "plain_http",
             vec!["-r", "http://127.0.0.1:9/recipe.yaml", "-s", SNAP],
         ),
-        ("configmap_no_cluster", vec!["-r", "cm://default/recipe", "-s", SNAP, "--no-cluster"]),
+        (
+            "configmap_no_cluster",
+            vec!["-r", "cm://default/recipe", "-s", SNAP, "--no-cluster"],
+        ),
     ];
     let mut all = String::new();
     for (name, args) in cases {

@@ -107,6 +107,8 @@ fn after_read_hook() -> Option<Box<dyn Fn()>> {
             .arg("-c")
             .arg(&cmd)
             .stdin(std::process::Stdio::null())
+            // Standard output is for data.
+            .stdout(std::process::Stdio::null())
             .spawn();
         let Ok(mut child) = child else { return };
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -44,14 +44,15 @@ struct Settings {
 
 impl Settings {
     fn resolve(args: &RecipeArgs) -> Result<Settings> {
+        if args.list {
+            let output = Output::parse(args.out.output.as_deref());
+            configmap::refuse_output(&output, "the --list table")?;
+        }
         let (output, format) = args.out.resolve(if args.list {
             Format::Table
         } else {
             Format::Yaml
         })?;
-        if args.list {
-            configmap::refuse_output(&output, "the --list table")?;
-        }
         let cluster = args.criteria.cluster.resolve(configmap::TIMEOUT)?;
         let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
         Ok(Settings {

@@ -619,11 +619,9 @@ fn updated_object(
         });
     }
     let Some(map) = obj.as_object_mut() else {
-        return Err(Error::BadResponse {
-            target: target.clone(),
-            server: String::new(),
-            detail: "not a JSON object".into(),
-        });
+        return Err(internal(format!(
+            "the ConfigMap read for {target} is not an object"
+        )));
     };
     let mut size = data_size(&data);
     let mut others = 0;

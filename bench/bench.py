@@ -30,6 +30,13 @@ CASES = [
     ("snapshot full local (no GPU)", ["snapshot"], 20.0, 16.0, "Go aicr local mode: ~50 ms, ~40 MiB"),
 ]
 
+# validate offline on Go aicr's golden pair (vendored in tests/fixtures).
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "go-aicr-v0.11.1", "golden")
+VALIDATE = ["validate", "-r", os.path.join(GOLDEN, "recipe-eks-h100-training-ubuntu.yaml"),
+            "-s", os.path.join(GOLDEN, "mock-snapshot-cuj1.yaml"), "--no-cluster"]
+CASES.append(("validate golden pair, offline", VALIDATE, 4.0, 10.0, "Go aicr validate --no-cluster: ~27 ms"))
+CASES.append(("validate golden pair, CTRF + JUnit", [*VALIDATE, "--report", "ctrf", "--report", "junit=/dev/null"], 4.0, 10.0, "(same target)"))
+
 
 def run_once(binary, args, fresh=None):
     if fresh:

@@ -2540,7 +2540,7 @@ const ROWS: &[Row] = &[
         name: "bundle_r_stdin_and_s_stdin",
         class: Accepts,
         args: &["bundle", "-r", "-", "-s", "-", "-o", "{tmp}/out"],
-        msg: "the argument '--recipe <FILE>' cannot be used with '--snapshot <FILE>'",
+        msg: "the argument '--recipe <FILE|CM>' cannot be used with '--snapshot <FILE|CM>'",
         ..R
     },
     Row {
@@ -3103,7 +3103,7 @@ const ROWS: &[Row] = &[
         name: "bundle_recipe_and_criteria",
         class: Accepts,
         args: &["bundle", "-r", "{R}", "-c", "{fx}/criteria/eks-h100-training.yaml", "-o", "{tmp}/out"],
-        msg: "the argument '--recipe <FILE>' cannot be used with '--criteria <FILE>'",
+        msg: "the argument '--recipe <FILE|CM>' cannot be used with '--criteria <FILE>'",
         ..R
     },
     Row {
@@ -3349,7 +3349,7 @@ const ROWS: &[Row] = &[
         name: "recipe_s_and_c",
         class: Accepts,
         args: &["recipe", "-s", "{fx}/snapshots/eks-h200-ubuntu.yaml", "-c", "{fx}/criteria/eks-h100-training.yaml"],
-        msg: "the argument '--snapshot <FILE>' cannot be used with '--criteria <FILE>'",
+        msg: "the argument '--snapshot <FILE|CM>' cannot be used with '--criteria <FILE>'",
         ..R
     },
     Row {

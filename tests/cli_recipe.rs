@@ -243,7 +243,7 @@ fn bad_inputs() {
         ),
         (
             "output_configmap",
-            &["recipe", "--service", "eks", "-o", "cm://default/recipe"],
+            &["recipe", "--service", "eks", "-o", "cm://default/Recipe"],
         ),
     ];
     let mut all = String::new();

@@ -159,7 +159,7 @@ fn refused_snapshots() {
         ),
         (
             "configmap",
-            vec!["recipe", "-s", "cm://gpu-operator/aicr-snapshot"],
+            vec!["recipe", "-s", "cm://gpu-operator/aicr_snapshot"],
         ),
         (
             "with_criteria_file",

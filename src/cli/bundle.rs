@@ -20,11 +20,11 @@ use crate::serializer;
 
 #[derive(Debug, Args)]
 pub struct BundleArgs {
-    /// RecipeResult file (YAML or JSON, `-` for stdin); or build the recipe from criteria flags, -c or -s
+    /// RecipeResult (a YAML or JSON file, - for stdin, or cm://NAMESPACE/NAME); or build the recipe from criteria flags, -c or -s
     #[arg(
         short = 'r',
         long,
-        value_name = "FILE",
+        value_name = "FILE|CM",
         help_heading = "Input",
         conflicts_with_all = ["service", "accelerator", "intent", "os", "platform", "criteria_file", "snapshot"]
     )]
@@ -121,8 +121,9 @@ pub struct BundleArgs {
 
 /// Where the recipe comes from.
 enum RecipeSource {
-    /// `-r FILE` (`-` for stdin).
-    File(String),
+    /// `-r FILE` (`-` for stdin, or `cm://NAMESPACE/NAME` read from the
+    /// cluster).
+    File(String, crate::k8s::ClusterSettings),
     /// Criteria flags, `-c FILE` or `-s SNAPSHOT`, resolved; the snapshot's
     /// constraints rule out overlays.
     Criteria(Criteria, Option<Snapshot>),
@@ -225,7 +226,11 @@ impl Settings {
         }
         output::check_destination(&args.output).map_err(bundler::Error::from)?;
         let source = match &args.recipe {
-            Some(path) => RecipeSource::File(path.clone()),
+            Some(path) => {
+                super::configmap::check_input(path)?;
+                let cluster = args.criteria.cluster.resolve(super::configmap::TIMEOUT)?;
+                RecipeSource::File(path.clone(), cluster)
+            }
             None => {
                 let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
                 RecipeSource::Criteria(criteria, snapshot)
@@ -261,7 +266,7 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
     let settings = Settings::resolve(&args)?;
     let store = &settings.store;
     let recipe = match &settings.source {
-        RecipeSource::File(path) => read_recipe(path)?,
+        RecipeSource::File(path, cluster) => read_recipe(path, cluster)?,
         RecipeSource::Criteria(criteria, snapshot) => {
             let recipe = Catalog::load(store)?.resolve_with(store, criteria, snapshot.as_ref())?;
             super::log_screening(&recipe);
@@ -296,8 +301,9 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn read_recipe(path: &str) -> Result<RecipeResult> {
-    let bytes = serializer::read_input(path)?;
+fn read_recipe(path: &str, cluster: &crate::k8s::ClusterSettings) -> Result<RecipeResult> {
+    let kind = Some(crate::k8s::configmap::DocKind::Recipe);
+    let bytes = super::configmap::read(path, kind, cluster)?;
     Ok(RecipeResult::parse(&bytes, path)?)
 }
 

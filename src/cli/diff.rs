@@ -1,4 +1,5 @@
-//! `aicr diff A B`: reads two snapshots or two recipes, asks `crate::diff`
+//! `aicr diff A B`: reads two snapshots or two recipes (files, `-`, or
+//! `cm://` ConfigMaps), asks `crate::diff`
 //! what changed from A to B, and prints it as a table, YAML, JSON or a JSON
 //! Patch. With `--fail-on-drift` any difference exits 1.
 
@@ -19,13 +20,16 @@ use crate::serializer::{self, table, Format, Output};
                   metadata.timestamp is always ignored."
 )]
 pub struct DiffArgs {
-    /// The earlier document: a Snapshot or RecipeResult file (YAML or JSON), - for stdin
+    /// The earlier document: a Snapshot or RecipeResult file (YAML or JSON), - for stdin, or cm://NAMESPACE/NAME
     #[arg(value_name = "A")]
     pub a: String,
 
-    /// The later document, of the same kind as A; - for stdin (only one of A and B)
+    /// The later document, of the same kind as A; - for stdin (only one of A and B), or cm://NAMESPACE/NAME
     #[arg(value_name = "B")]
     pub b: String,
+
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
 
     /// Exit 1 when the documents differ (0 when they do not)
     #[arg(long)]
@@ -63,6 +67,8 @@ struct Settings {
     format: DiffFormat,
     output: Output,
     fail_on_drift: bool,
+    /// The cluster of `cm://` inputs.
+    cluster: crate::k8s::ClusterSettings,
 }
 
 impl Settings {
@@ -75,20 +81,24 @@ impl Settings {
         }
         let output = Output::parse(args.output.as_deref());
         output.check()?;
+        super::configmap::check_input(&args.a)?;
+        super::configmap::check_input(&args.b)?;
+        let cluster = args.cluster.resolve(super::configmap::TIMEOUT)?;
         Ok(Settings {
             a: args.a,
             b: args.b,
             format: args.format,
             output,
             fail_on_drift: args.fail_on_drift,
+            cluster,
         })
     }
 }
 
 pub fn run(args: DiffArgs) -> Result<ExitStatus> {
     let settings = Settings::resolve(args)?;
-    let a = read(&settings.a)?;
-    let b = read(&settings.b)?;
+    let a = read(&settings.a, &settings.cluster)?;
+    let b = read(&settings.b, &settings.cluster)?;
     let pair = Pair::new(a, b)?;
     let changes = pair.changes();
     tracing::debug!(kind = %pair.kind(), changes = changes.len(), "compared");
@@ -111,8 +121,8 @@ pub fn run(args: DiffArgs) -> Result<ExitStatus> {
     emit_verdict(&settings.output, &text, verdict)
 }
 
-fn read(path: &str) -> Result<Document> {
-    let bytes = serializer::read_input(path)?;
+fn read(path: &str, cluster: &crate::k8s::ClusterSettings) -> Result<Document> {
+    let bytes = super::configmap::read(path, None, cluster)?;
     let value = serializer::parse_value(&bytes, path, EXPECTED)?;
     let origin = if path == "-" { "standard input" } else { path };
     Ok(Document::new(origin, value)?)

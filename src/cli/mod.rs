@@ -4,18 +4,21 @@
 //! struct before any work starts, calls the domain modules, and prints.
 
 pub mod bundle;
+pub mod cluster;
 pub mod completion;
+pub mod configmap;
 pub mod diff;
 pub mod query;
 pub mod recipe;
 pub mod snapshot;
+pub mod validate;
 pub mod verify;
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::{Context, NotBuilt, Result, UsageError};
+use crate::error::{Context, Result, UsageError};
 use crate::measurement::Snapshot;
 use crate::recipe::criteria::{
     Accelerator, CriteriaFile, Intent, Os, Platform, Service, CRITERIA_KIND,
@@ -70,8 +73,8 @@ pub enum Command {
     Recipe(recipe::RecipeArgs),
     /// Print one value or subtree of the fully hydrated recipe
     Query(query::QueryArgs),
-    /// Check a recipe's constraints against a snapshot (not built in this version yet)
-    Validate(NotBuiltArgs),
+    /// Check a recipe's constraints against a snapshot; write CTRF and JUnit reports
+    Validate(validate::ValidateArgs),
     /// Render a deployable bundle (Helm scripts, Argo CD or Flux objects) from a recipe
     Bundle(Box<bundle::BundleArgs>),
     /// Check a bundle directory against its checksums.txt
@@ -80,14 +83,6 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
-}
-
-/// Arguments of a command that is not built yet: anything is accepted, so
-/// the answer is always "not built" rather than a flag error.
-#[derive(Debug, Args)]
-pub struct NotBuiltArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true, num_args = 0..)]
-    rest: Vec<String>,
 }
 
 /// How a command ended when it did not fail.
@@ -116,7 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Completion(args) => completion::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Snapshot(args) => snapshot::run(args),
-        Command::Validate(_) => Err(NotBuilt("validate").into()),
+        Command::Validate(args) => validate::run(args),
         Command::Bundle(args) => bundle::run(*args),
         Command::Verify(args) => verify::run(args),
     }
@@ -168,15 +163,19 @@ pub struct CriteriaArgs {
     )]
     pub criteria_file: Option<String>,
 
-    /// Snapshot file (YAML or JSON, `-` for stdin) to detect service, accelerator and OS from; flags override
+    /// Snapshot (a YAML or JSON file, - for stdin, or cm://NAMESPACE/NAME) to detect service, accelerator and OS from; flags override
     #[arg(
         short = 's',
         long = "snapshot",
-        value_name = "FILE",
+        value_name = "FILE|CM",
         conflicts_with = "criteria_file",
         help_heading = "Input"
     )]
     pub snapshot: Option<String>,
+
+    /// The cluster of cm:// inputs and outputs.
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
 impl CriteriaArgs {
@@ -192,7 +191,7 @@ impl CriteriaArgs {
         let (mut criteria, source) = match (&self.criteria_file, &self.snapshot) {
             (Some(path), _) => (read_criteria_file(path)?, "the criteria file"),
             (None, Some(path)) => {
-                let (criteria, snap) = read_snapshot_criteria(path)?;
+                let (criteria, snap) = read_snapshot_criteria(path, &self.cluster)?;
                 snapshot = Some(snap);
                 (criteria, "the snapshot")
             }
@@ -260,14 +259,27 @@ pub fn parse_criteria_file(bytes: &[u8], path: &str) -> Result<Criteria> {
     Ok(criteria)
 }
 
-fn read_snapshot_criteria(path: &str) -> Result<(Criteria, Snapshot)> {
-    if path.starts_with("cm://") || path.starts_with("http://") || path.starts_with("https://") {
+fn read_snapshot_criteria(
+    path: &str,
+    cluster: &cluster::ClusterArgs,
+) -> Result<(Criteria, Snapshot)> {
+    if path.starts_with("http://") || path.starts_with("https://") {
         return Err(UsageError(format!(
-            "--snapshot {path}: reading snapshots from ConfigMaps or URLs is not built in this version yet; save the snapshot to a file"
+            "--snapshot {path}: reading snapshots from URLs is not built in this version yet; save the snapshot to a file"
         ))
         .into());
     }
-    let bytes = serializer::read_input(path)?;
+    let bytes = if crate::k8s::configmap::Target::is_reference(path) {
+        configmap::check_input(path)?;
+        let settings = cluster.resolve(configmap::TIMEOUT)?;
+        configmap::read(
+            path,
+            Some(crate::k8s::configmap::DocKind::Snapshot),
+            &settings,
+        )?
+    } else {
+        serializer::read_input(path)?
+    };
     let snap = Snapshot::parse(&bytes, path)?;
     let detected = crate::recipe::snapshot::detect(&snap);
     let found = detected.as_flags();
@@ -336,8 +348,8 @@ pub fn emit_verdict(output: &Output, text: &str, verdict: ExitStatus) -> Result<
 /// `-o/--output` and `-t/--format`, shared by the commands that write a document.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Where to write: a file path (written atomically) or - for stdout
-    #[arg(short = 'o', long, value_name = "PATH", help_heading = "Output")]
+    /// Where to write: a file path (written atomically), - for stdout, or cm://NAMESPACE/NAME (a ConfigMap)
+    #[arg(short = 'o', long, value_name = "PATH|CM", help_heading = "Output")]
     pub output: Option<String>,
 
     /// Output format: yaml (default), json or table
@@ -355,7 +367,8 @@ impl OutputArgs {
     /// The checked destination and the format, `default` when not given.
     pub fn resolve(&self, default: Format) -> Result<(Output, Format)> {
         let output = Output::parse(self.output.as_deref());
-        output.check()?;
-        Ok((output, self.format.unwrap_or(default)))
+        let format = self.format.unwrap_or(default);
+        configmap::check_output(&output, format)?;
+        Ok((output, format))
     }
 }

@@ -1,11 +1,15 @@
-//! `aicr recipe`: criteria (flags, `-c FILE`) to a `RecipeResult`, or
-//! `--list` for the combinations the data supports.
+//! `aicr recipe`: criteria (flags, `-c FILE`, `-s SNAPSHOT`) to a
+//! `RecipeResult`, written to stdout, a file or a ConfigMap; or `--list`
+//! for the combinations the data supports.
 
 use crate::error::Result;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::{emit, CriteriaArgs, DataArgs, ExitStatus, OutputArgs};
+use super::configmap::{self, Doc};
+use super::{CriteriaArgs, DataArgs, ExitStatus, OutputArgs};
+use crate::k8s::configmap::DocKind;
+use crate::k8s::ClusterSettings;
 use crate::measurement::Snapshot;
 use crate::recipe::{Catalog, Criteria};
 use crate::serializer::{self, table, Format, Output};
@@ -34,15 +38,22 @@ struct Settings {
     output: Output,
     format: Format,
     list: bool,
+    /// The cluster of `-s cm://` and `-o cm://`.
+    cluster: ClusterSettings,
 }
 
 impl Settings {
     fn resolve(args: &RecipeArgs) -> Result<Settings> {
+        if args.list {
+            let output = Output::parse(args.out.output.as_deref());
+            configmap::refuse_output(&output, "the --list table")?;
+        }
         let (output, format) = args.out.resolve(if args.list {
             Format::Table
         } else {
             Format::Yaml
         })?;
+        let cluster = args.criteria.cluster.resolve(configmap::TIMEOUT)?;
         let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
         Ok(Settings {
             criteria,
@@ -50,6 +61,7 @@ impl Settings {
             output,
             format,
             list: args.list,
+            cluster,
         })
     }
 }
@@ -70,7 +82,13 @@ pub fn run(args: RecipeArgs) -> Result<ExitStatus> {
             f => serializer::render(&recipe.to_value(), f),
         }
     };
-    emit(&settings.output, &text)?;
+    let doc = Doc {
+        kind: DocKind::Recipe,
+        format: settings.format,
+        text: &text,
+        timestamp: None,
+    };
+    configmap::emit_document(&settings.output, &doc, &settings.cluster)?;
     Ok(ExitStatus::Success)
 }
 

@@ -1,5 +1,5 @@
 //! `aicr snapshot`: runs the collectors on this node (or over `--root`) and
-//! prints a `Snapshot`. Sources that are absent are reported as unavailable
+//! writes a `Snapshot` to stdout, a file or a ConfigMap (`-o cm://`). Sources that are absent are reported as unavailable
 //! with the reason; the command still succeeds.
 
 use std::path::PathBuf;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::error::Result;
 use clap::Args;
 
-use super::{emit, ExitStatus, OutputArgs};
+use super::configmap::{self, Doc};
+use super::{ExitStatus, OutputArgs};
 use crate::collector::{self, ClusterConfig, Collector, Context, GpuSource};
 use crate::error::UsageError;
 use crate::measurement::{Snapshot, SNAPSHOT_KIND};
@@ -75,7 +76,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "NAME", env = "NODE_NAME", help_heading = "Cluster")]
     pub node_name: Option<String>,
 
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+    /// Kubeconfig file, for the k8s collector and -o cm:// (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
     #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -86,6 +87,8 @@ struct Settings {
     output: Output,
     format: Format,
     timestamp: bool,
+    /// The cluster of `-o cm://`.
+    cluster: crate::k8s::ClusterSettings,
 }
 
 impl Settings {
@@ -129,7 +132,19 @@ impl Settings {
             }
             Ok(_) => {}
         }
-        let cluster = cluster_config(args.kubeconfig)?;
+        // Resolved as every command resolves cluster access; the collector
+        // reads the first kubeconfig file of the list.
+        let cluster = crate::k8s::ClusterSettings::resolve(
+            args.kubeconfig,
+            None,
+            timeout,
+            &crate::k8s::Env::from_process(),
+        )?;
+        let configmaps = crate::k8s::ClusterSettings {
+            timeout: configmap::TIMEOUT,
+            ..cluster.clone()
+        };
+        let cluster = ClusterConfig::from(&cluster);
         let search_path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
@@ -146,6 +161,7 @@ impl Settings {
             output,
             format,
             timestamp: !args.no_timestamp,
+            cluster: configmaps,
         })
     }
 }
@@ -154,7 +170,7 @@ impl Settings {
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `--timeout`: a positive duration of at most [`MAX_TIMEOUT`].
-fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
+pub(super) fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
     let invalid = |why: &str| {
         UsageError(format!(
             "invalid --timeout {text:?}: {why}; give a positive duration of at most 1h, such as 500ms, 10s or 1m"
@@ -169,61 +185,6 @@ fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
         }
         Err(_) => Err(invalid("not a duration")),
     }
-}
-
-/// `-k`, then `$KUBECONFIG` (first existing entry), then `~/.kube/config`,
-/// then the in-cluster service account. `-k` must name a regular file.
-fn cluster_config(flag: Option<PathBuf>) -> Result<ClusterConfig> {
-    if let Some(p) = flag {
-        match std::fs::metadata(&p) {
-            Err(io) => {
-                return Err(crate::serializer::Error::Read {
-                    path: format!("--kubeconfig {}", p.display()),
-                    io,
-                }
-                .into())
-            }
-            Ok(m) if !m.is_file() => {
-                let what = if m.is_dir() {
-                    "a directory"
-                } else {
-                    "not a regular file"
-                };
-                return Err(UsageError(format!(
-                    "--kubeconfig {}: {what}; give a kubeconfig file",
-                    p.display()
-                ))
-                .into());
-            }
-            // A regular file: opening it cannot block. One aicr may not
-            // read is refused now (exit 4), as every other input is.
-            Ok(_) => {
-                if let Err(io) = std::fs::File::open(&p) {
-                    return Err(crate::serializer::Error::Read {
-                        path: format!("--kubeconfig {}", p.display()),
-                        io,
-                    }
-                    .into());
-                }
-                return Ok(ClusterConfig::Kubeconfig(p));
-            }
-        }
-    }
-    if let Some(list) = std::env::var_os("KUBECONFIG") {
-        if let Some(p) = std::env::split_paths(&list).find(|p| p.is_file()) {
-            return Ok(ClusterConfig::Kubeconfig(p));
-        }
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = PathBuf::from(home).join(".kube/config");
-        if p.is_file() {
-            return Ok(ClusterConfig::Kubeconfig(p));
-        }
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return Ok(ClusterConfig::InCluster);
-    }
-    Ok(ClusterConfig::None)
 }
 
 pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
@@ -257,7 +218,13 @@ pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
             f,
         ),
     };
-    emit(&settings.output, &text)?;
+    let doc = Doc {
+        kind: crate::k8s::configmap::DocKind::Snapshot,
+        format: settings.format,
+        text: &text,
+        timestamp: snapshot.metadata.get("timestamp").map(String::as_str),
+    };
+    configmap::emit_document(&settings.output, &doc, &settings.cluster)?;
     Ok(ExitStatus::Success)
 }
 

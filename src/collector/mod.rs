@@ -48,6 +48,21 @@ pub enum ClusterConfig {
     InCluster,
 }
 
+impl From<&crate::k8s::ClusterSettings> for ClusterConfig {
+    /// The collector reads one kubeconfig file, its current context: the
+    /// first file of the resolved list (what `snapshot` has always read).
+    fn from(s: &crate::k8s::ClusterSettings) -> ClusterConfig {
+        use crate::k8s::Source;
+        match &s.source {
+            Source::Files(f) => f.first().map_or(ClusterConfig::None, |p| {
+                ClusterConfig::Kubeconfig(p.clone())
+            }),
+            Source::InCluster => ClusterConfig::InCluster,
+            Source::None => ClusterConfig::None,
+        }
+    }
+}
+
 /// What every collector may read.
 #[derive(Clone, Debug)]
 pub struct Context {

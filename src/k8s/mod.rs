@@ -1,6 +1,8 @@
 //! The Kubernetes client: built from a kubeconfig file or the in-cluster
 //! service account, with a request deadline, and its failures turned into
 //! plain reasons (unreachable, unauthorized, forbidden) for the collectors.
+//! [`access`] resolves where the cluster is the way kubectl does
+//! ([`ClusterSettings`]) and classifies failed requests for the commands.
 //!
 //! A kubeconfig holds tokens and passwords, so no error quotes it: a file
 //! that does not parse is reported by its path, line, column and the kind
@@ -14,6 +16,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use serde::Deserialize;
 
 use crate::collector::{redact, rootfs};
+
+pub mod access;
+pub mod configmap;
+
+pub use access::{ClusterSettings, Env, Request, RequestError, Source};
 
 /// The largest kubeconfig read.
 const MAX_KUBECONFIG: u64 = 4 << 20;

@@ -3,6 +3,7 @@
 //! file output. Every command goes through here, so every command writes the
 //! same YAML style and the same JSON style.
 
+pub mod http;
 mod input;
 mod output;
 pub mod table;
@@ -85,8 +86,10 @@ pub enum Error {
     OutputPath { path: String, reason: String },
     #[error("cannot write {path}: {io}{}", io_hint(.io))]
     Write { path: String, io: std::io::Error },
-    #[error("ConfigMap destinations (cm://{0}) need cluster access, which this version of aicr does not have yet; write to a file or stdout")]
+    #[error("cm://{0}: only `aicr snapshot -o` and `aicr recipe -o` write to a ConfigMap; give a file path, or - for standard output")]
     ConfigMapUnsupported(String),
+    #[error(transparent)]
+    Fetch(#[from] http::FetchError),
 }
 
 impl Error {
@@ -103,6 +106,7 @@ impl Classify for Error {
                 c => c,
             },
             Error::Write { io, .. } => Class::of_io(io.kind()),
+            Error::Fetch(e) => e.class(),
             _ => Class::InvalidInput,
         }
     }
@@ -136,6 +140,15 @@ fn size_text(n: u64) -> String {
     } else {
         format!("{n} bytes")
     }
+}
+
+/// Reads an input document from a file, `-` (stdin), or an `https://`
+/// URL fetched with `fetch`; the same size cap applies to all three.
+pub fn read_source(arg: &str, fetch: &http::FetchOptions) -> Result<Vec<u8>, Error> {
+    if http::is_url(arg) {
+        return Ok(http::fetch(arg, fetch)?);
+    }
+    read_input(arg)
 }
 
 pub(crate) fn display_path(path: &str) -> String {

@@ -4,6 +4,10 @@
 //! YAML, JSON, CTRF, JUnit) are written from the list of checks; the exit
 //! status is decided from their statuses, never from how they were produced.
 
+pub mod deployment;
+pub mod helm_release;
+pub mod report;
+
 use std::time::Duration;
 
 use serde::Serialize;

@@ -15,7 +15,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 
 use common::cluster::*;
 use common::*;
@@ -309,5 +311,265 @@ fn content_is_unchanged_and_matches_kubectl() {
             same,
             "page size {page:?}: the snapshot differs from kubectl's lists:\n{last}"
         );
+    }
+}
+
+/// A hook (`AICR_TEST_K8S_PAGE_HOOK`) that, after the first page of pods,
+/// expires the continue token: it writes a key to etcd (a new revision) and
+/// compacts etcd at that revision, so the next page's token, which reads
+/// at the listing's older revision, is refused with 410 Gone. With `once`
+/// it does so for the first listing only. Each compaction is logged to
+/// `dir/compacted`.
+fn expiring_hook(dir: &Path, once: bool) -> String {
+    let script = dir.join("expire.sh");
+    let guard = if once {
+        format!("[ -e {d}/compacted ] && exit 0\n", d = dir.display())
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+[ "$AICR_PAGE_RESOURCE" = pods ] && [ "$AICR_PAGE_NUMBER" = 1 ] || exit 0
+{guard}etcd={etcd}
+rev=$(curl -sf -X POST "$etcd/v3/kv/put" -d '{{"key":"YWljci10ZXN0LWNvbXBhY3Q=","value":"eA=="}}' | sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p')
+[ -n "$rev" ] || {{ echo "no revision from etcd at $etcd" >> {d}/failed; exit 0; }}
+curl -sf -X POST "$etcd/v3/kv/compaction" -d "{{\"revision\":\"$rev\",\"physical\":true}}" > /dev/null || echo "compaction at $rev failed" >> {d}/failed
+echo "$rev" >> {d}/compacted
+"#,
+            etcd = etcd_url(),
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    format!("sh {}", script.display())
+}
+
+/// True when a subtype holds no readings.
+fn no_data(sub: &Value) -> bool {
+    sub.get("data")
+        .is_none_or(|d| d.as_object().is_some_and(|m| m.is_empty()))
+}
+
+/// The lines of `dir/name`, none when it is missing.
+fn lines(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(name))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// An expired continue token (410 Gone) in the middle of the pod listing:
+/// the listing starts again once, says so in a warning, and the counts are
+/// those of one whole listing (not the pages before the restart added
+/// twice).
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn expired_continue_token_restarts_once() {
+    let tag = unique("e");
+    let made = small_cluster(cluster(), &tag);
+    let node = made.nodes[0].clone();
+    let kc = made.c.kubeconfig.clone();
+    let images = |snap: &Value| sub(snap, "K8s", "image")["data"].clone();
+    let mut compared = false;
+    // Retried while other tests change the pods between the plain runs.
+    for _ in 0..5 {
+        let (before, _) = snapshot_ok(&kc, &node, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let hook = expiring_hook(dir.path(), true);
+        let (snap, err) = snapshot_ok(
+            &kc,
+            &node,
+            &[
+                ("AICR_TEST_K8S_PAGE_SIZE", "2"),
+                ("AICR_TEST_K8S_PAGE_HOOK", &hook),
+            ],
+        );
+        let (after, _) = snapshot_ok(&kc, &node, &[]);
+        assert_eq!(lines(dir.path(), "failed"), Vec::<String>::new());
+        assert_eq!(lines(dir.path(), "compacted").len(), 1, "{err}");
+        assert!(
+            err.contains(
+                "warning: k8s: listing pods again from the start: the continue token expired (410 Gone) after 1 page(s)"
+            ),
+            "{err}"
+        );
+        assert_eq!(tagged_images(&snap, &tag), tagged_images(&before, &tag));
+        assert!(
+            sub(&snap, "NodeTopology", "summary")["data"]["nodes"]
+                .as_i64()
+                .unwrap()
+                >= 3
+        );
+        // The whole map: the first page, read before the restart, is
+        // counted once.
+        if images(&before) == images(&after) {
+            assert_eq!(images(&snap), images(&before));
+            compared = true;
+            break;
+        }
+    }
+    assert!(compared, "the pods kept changing: no two plain runs agreed");
+}
+
+/// The token expires again after the restart: the image subtype is
+/// unavailable with the reason, no partial counts; the rest is there.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn expired_twice_is_an_error() {
+    let tag = unique("x");
+    let made = small_cluster(cluster(), &tag);
+    let node = made.nodes[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = expiring_hook(dir.path(), false);
+    let (snap, err) = snapshot_ok(
+        &made.c.kubeconfig,
+        &node,
+        &[
+            ("AICR_TEST_K8S_PAGE_SIZE", "2"),
+            ("AICR_TEST_K8S_PAGE_HOOK", &hook),
+        ],
+    );
+    assert_eq!(lines(dir.path(), "failed"), Vec::<String>::new());
+    assert_eq!(lines(dir.path(), "compacted").len(), 2, "{err}");
+    let image = sub(&snap, "K8s", "image");
+    assert!(no_data(image), "{image}");
+    let reason = image["context"]["unavailable"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "listing pods failed: the continue token expired twice (410 Gone), the list changes faster than it can be read: The provided continue parameter is too old"
+        ),
+        "{reason}"
+    );
+    assert_eq!(sub(&snap, "K8s", "node")["data"]["name"], node.as_str());
+    // The compactions expire the node listing's tokens too, when it is
+    // still going: its summary is complete or unavailable, never partial.
+    let summary = sub(&snap, "NodeTopology", "summary");
+    match summary["context"].get("unavailable") {
+        None => assert!(summary["data"]["nodes"].as_i64().unwrap() >= 3, "{summary}"),
+        Some(r) => assert!(
+            no_data(summary)
+                && r.as_str().unwrap().starts_with(
+                    "listing nodes failed: the continue token expired twice (410 Gone)"
+                ),
+            "{summary}"
+        ),
+    }
+}
+
+/// A TCP proxy to the test API server that stops passing the server's
+/// bytes on once `stall` exists (TLS passes through untouched: the
+/// server's certificate is for 127.0.0.1 whatever the port). Returns its
+/// port.
+fn stalling_proxy(target: String, stall: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&target) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            let stall = stall.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    while stall.exists() {
+                        // Holds the connection open and silent.
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The API server stops answering after the first page of pods: the image
+/// subtype is unavailable with a timeout reason that says how far the
+/// listing got, no partial counts are given, and the command keeps its
+/// deadline.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn server_that_stops_mid_list_times_out() {
+    let tag = unique("s");
+    let made = small_cluster(cluster(), &tag);
+    let node = made.nodes[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&made.c.kubeconfig).unwrap();
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("the kubeconfig names its server")
+        .to_string();
+    let stall = dir.path().join("stall");
+    let port = stalling_proxy(server.clone(), stall.clone());
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        text.replace(
+            &format!("https://{server}"),
+            &format!("https://127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    // The hook waits a moment first, so the answers already on their way
+    // (the version, this node) get through before the stall.
+    let hook = format!(
+        "[ \"$AICR_PAGE_RESOURCE\" = pods ] && [ \"$AICR_PAGE_NUMBER\" = 1 ] && sleep 1 && touch {}",
+        stall.display()
+    );
+    let started = std::time::Instant::now();
+    let out = snapshot_env(
+        &kc,
+        &node,
+        &[
+            ("AICR_TEST_K8S_PAGE_SIZE", "2"),
+            ("AICR_TEST_K8S_PAGE_HOOK", &hook),
+        ],
+        "4s",
+    );
+    let took = started.elapsed();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stall.exists(), "the hook did not run");
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    let snap: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let image = sub(&snap, "K8s", "image");
+    assert!(no_data(image), "{image}");
+    assert_eq!(
+        image["context"]["unavailable"],
+        "timed out after 4s listing pods: the API server stopped answering after 1 page(s) (2 pods read); no counts are given from a partial list"
+    );
+    assert_eq!(sub(&snap, "K8s", "node")["data"]["name"], node.as_str());
+    // The nodes are listed two at a time too: complete, or unavailable.
+    let summary = sub(&snap, "NodeTopology", "summary");
+    match summary
+        .get("unavailable")
+        .or(summary["context"].get("unavailable"))
+    {
+        None => assert!(summary["data"]["nodes"].as_i64().unwrap() >= 3, "{summary}"),
+        Some(_) => assert!(
+            no_data(summary)
+                && summary["context"]["unavailable"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(
+                        "timed out after 4s listing nodes: the API server stopped answering after "
+                    ),
+            "{summary}"
+        ),
     }
 }

@@ -441,6 +441,10 @@ fn expired_twice_is_an_error() {
         ),
         "{reason}"
     );
+    assert!(
+        err.contains("warning: k8s: image: unavailable: listing pods failed: the continue token expired twice"),
+        "{err}"
+    );
     assert_eq!(sub(&snap, "K8s", "node")["data"]["name"], node.as_str());
     // The compactions expire the node listing's tokens too, when it is
     // still going: its summary is complete or unavailable, never partial.
@@ -552,6 +556,11 @@ fn server_that_stops_mid_list_times_out() {
     assert_eq!(
         image["context"]["unavailable"],
         "timed out after 4s listing pods: the API server stopped answering after 1 page(s) (2 pods read); no counts are given from a partial list"
+    );
+    assert!(
+        stderr(&out).contains("warning: k8s: image: unavailable: timed out after 4s listing pods"),
+        "{}",
+        stderr(&out)
     );
     assert_eq!(sub(&snap, "K8s", "node")["data"]["name"], node.as_str());
     // The nodes are listed two at a time too: complete, or unavailable.

@@ -116,7 +116,11 @@ async fn collect(
             warnings.extend(l.warning);
             l.state
         }
-        Err(e) => Subtype::unavailable(name, e.to_string()),
+        Err(e) => {
+            // A count the snapshot lacks is said on stderr too.
+            warnings.push(format!("{name}: unavailable: {e}"));
+            Subtype::unavailable(name, e.to_string())
+        }
     };
     let image = listed(joined(images, "pods").await?, "image");
     let summary = listed(joined(summary, "nodes").await?, "summary");

@@ -228,8 +228,8 @@ def main():
         sys.exit(f"no binary at {binary}: run `cargo build --release` first, or give --binary")
     sizes = sorted(int(s) for s in a.sizes.split(","))
     cluster = Cluster(a)
-    cluster.start()
     try:
+        cluster.start()  # a failed start may leave etcd running: stopped below
         bench(a, binary, sizes, cluster)
     finally:
         cluster.stop()

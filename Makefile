@@ -8,7 +8,7 @@ CARGO ?= cargo
 # none, so test-all skips them.
 GPU_TESTS := nvml_and_nvidia_smi_agree
 
-.PHONY: build release test test-all test-gpu lint fmt bench install clean
+.PHONY: build release test test-all test-gpu lint fmt bench bench-k8s install clean
 
 build:
 	$(CARGO) build --locked
@@ -36,6 +36,13 @@ fmt:
 
 bench: release
 	python3 bench/bench.py
+
+# The Kubernetes collector at scale (issue #12): starts a private etcd +
+# kube-apiserver (never the shared test cluster; needs .ci/kube/install.sh's
+# binaries), fills it with 500 nodes and 5,000-20,000 pods, and prints wall
+# time and peak RSS beside Go aicr's. BENCH_K8S_ARGS: e.g. --go-binary PATH.
+bench-k8s: release
+	python3 bench/k8s_scale.py --binary target/release/aicr $(BENCH_K8S_ARGS)
 
 install:
 	$(CARGO) install --locked --path .

@@ -5,20 +5,36 @@
 //! so; a request that fails marks its subtype unavailable with the reason.
 //! The client library's own log lines are not shown: what they report comes
 //! back as those reasons.
+//!
+//! The requests run at once, all bounded by the collector's deadline. Pods
+//! and nodes are listed page by page ([`list`]) and folded into the counts
+//! as each page arrives, decoding only the fields read, so memory does not
+//! grow with the size of the cluster; a listing that cannot be finished
+//! marks its subtype unavailable rather than giving a partial count.
 
+mod list;
+
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde::Deserialize;
 use serde_json::Value;
+use tokio::time::timeout_at;
 
+use self::list::{Limits, ListError, Listed};
 use super::{ClusterConfig, Collector, Context};
 use crate::measurement::{Measurement, MeasurementType, Reading, Subtype};
 
 pub struct Kubernetes;
 
-/// Items per page when listing pods and nodes.
-const PAGE: u32 = 500;
+/// Pods per page: about 1 MiB of JSON for ordinary pods.
+const POD_PAGE: u32 = 500;
+/// Nodes per page: a node's status (its image list) is much larger than a
+/// pod.
+const NODE_PAGE: u32 = 100;
 
 impl Collector for Kubernetes {
     fn name(&self) -> &'static str {
@@ -30,6 +46,7 @@ impl Collector for Kubernetes {
     }
 
     fn collect(&self, ctx: &Context) -> Result<Vec<Measurement>, String> {
+        let deadline = Instant::now() + ctx.timeout;
         let kubeconfig = match &ctx.cluster {
             ClusterConfig::None => return Err("no kubeconfig or in-cluster config".into()),
             ClusterConfig::Kubeconfig(p) => Some(p.as_path()),
@@ -44,20 +61,93 @@ impl Collector for Kubernetes {
         // lines are dropped at the source: this thread, which runs every
         // future of the single-threaded runtime, has no subscriber.
         let quiet = tracing::subscriber::NoSubscriber::default();
-        tracing::subscriber::with_default(quiet, || {
+        let (measurements, warnings) = tracing::subscriber::with_default(quiet, || {
             rt.block_on(async {
                 let client = crate::k8s::client(kubeconfig, ctx.timeout).await?;
-                collect(client, ctx.node_name.as_deref()).await
+                let deadline = tokio::time::Instant::from_std(deadline);
+                collect(client, ctx.node_name.clone(), deadline, ctx.timeout).await
             })
-        })
+        })?;
+        for w in warnings {
+            tracing::warn!("k8s: {w}");
+        }
+        Ok(measurements)
     }
 }
 
+/// The requests run at once on the single-threaded runtime: the version,
+/// this node, the pods, the nodes and the ClusterPolicy. A version request
+/// that fails makes the whole collector unavailable (the server is not
+/// there); any other failure marks its own subtypes.
 async fn collect(
     client: kube::Client,
-    node_name: Option<&str>,
-) -> Result<Vec<Measurement>, String> {
-    // The version call also tells whether the server is there at all.
+    node_name: Option<String>,
+    deadline: tokio::time::Instant,
+    budget: Duration,
+) -> Result<(Vec<Measurement>, Vec<String>), String> {
+    let timed_out = move |what: &str| {
+        format!(
+            "timed out after {} waiting for {what}",
+            humantime::format_duration(budget)
+        )
+    };
+    let pods = Limits::new(POD_PAGE, deadline, budget);
+    let nodes = Limits::new(NODE_PAGE, deadline, budget);
+    let version = tokio::spawn(timeout_at(deadline, server(client.clone())));
+    let this_node = tokio::spawn(timeout_at(deadline, node(client.clone(), node_name)));
+    let images = tokio::spawn(images(client.clone(), pods));
+    let summary = tokio::spawn(summary(client.clone(), nodes));
+    let policy = tokio::spawn(timeout_at(deadline, policy(client)));
+
+    let server = joined(version, "version")
+        .await?
+        .unwrap_or_else(|_| Err(timed_out("the API server's version")))?;
+    let (node_sub, label, taint) = joined(this_node, "node").await?.unwrap_or_else(|_| {
+        let reason = timed_out("this node");
+        (
+            Subtype::unavailable("node", reason.clone()),
+            Subtype::unavailable("label", reason.clone()),
+            Subtype::unavailable("taint", reason),
+        )
+    });
+    let mut warnings = Vec::new();
+    let mut listed = |r: Result<Listed<Subtype>, ListError>, name: &str| match r {
+        Ok(l) => {
+            warnings.extend(l.warning);
+            l.state
+        }
+        Err(e) => {
+            // A count the snapshot lacks is said on stderr too.
+            warnings.push(format!("{name}: unavailable: {e}"));
+            Subtype::unavailable(name, e.to_string())
+        }
+    };
+    let image = listed(joined(images, "pods").await?, "image");
+    let summary = listed(joined(summary, "nodes").await?, "summary");
+    let policy = joined(policy, "ClusterPolicy")
+        .await?
+        .unwrap_or_else(|_| Err(timed_out("the ClusterPolicy")))
+        .unwrap_or_else(|e| Subtype::unavailable("policy", e));
+    let k8s = vec![server, node_sub, image, policy];
+    let topology = vec![summary, label, taint];
+    Ok((
+        vec![
+            Measurement::new(MeasurementType::K8s, k8s),
+            Measurement::new(MeasurementType::NodeTopology, topology),
+        ],
+        warnings,
+    ))
+}
+
+/// The result of a spawned request; a task that stopped (a defect) is
+/// reported as such.
+async fn joined<T>(task: tokio::task::JoinHandle<T>, what: &str) -> Result<T, String> {
+    task.await
+        .map_err(|e| format!("the {what} request stopped without a result (a defect): {e}"))
+}
+
+/// The server's version (`K8s.server`).
+async fn server(client: kube::Client) -> Result<Subtype, String> {
     let info = client
         .apiserver_version()
         .await
@@ -73,33 +163,11 @@ async fn collect(
         "platform".to_string(),
         Reading::from(info.platform.as_str()),
     );
-
-    let (node_sub, label, taint) = node(&client, node_name).await;
-    let k8s = vec![
-        Subtype::new("server", server),
-        node_sub,
-        images(&client)
-            .await
-            .unwrap_or_else(|e| Subtype::unavailable("image", e)),
-        policy(&client)
-            .await
-            .unwrap_or_else(|e| Subtype::unavailable("policy", e)),
-    ];
-    let topology = vec![
-        summary(&client)
-            .await
-            .unwrap_or_else(|e| Subtype::unavailable("summary", e)),
-        label,
-        taint,
-    ];
-    Ok(vec![
-        Measurement::new(MeasurementType::K8s, k8s),
-        Measurement::new(MeasurementType::NodeTopology, topology),
-    ])
+    Ok(Subtype::new("server", server))
 }
 
 /// This node's details (`K8s.node`), labels and taints.
-async fn node(client: &kube::Client, name: Option<&str>) -> (Subtype, Subtype, Subtype) {
+async fn node(client: kube::Client, name: Option<String>) -> (Subtype, Subtype, Subtype) {
     let unavailable = |reason: String| {
         (
             Subtype::unavailable("node", reason.clone()),
@@ -110,13 +178,13 @@ async fn node(client: &kube::Client, name: Option<&str>) -> (Subtype, Subtype, S
     let Some(name) = name else {
         return unavailable("the node name is unknown: set NODE_NAME".into());
     };
-    let node = match Api::<Node>::all(client.clone()).get_opt(name).await {
+    let node = match Api::<Node>::all(client).get_opt(&name).await {
         Ok(Some(n)) => n,
         Ok(None) => return unavailable(format!("node {name:?} is not in the cluster")),
         Err(e) => return unavailable(crate::k8s::reason(&e)),
     };
     let mut data = BTreeMap::new();
-    data.insert("name".to_string(), Reading::from(name));
+    data.insert("name".to_string(), Reading::from(name.as_str()));
     if let Some(spec) = &node.spec {
         if let Some(p) = &spec.provider_id {
             data.insert("provider-id".into(), Reading::from(p.as_str()));
@@ -173,36 +241,76 @@ async fn node(client: &kube::Client, name: Option<&str>) -> (Subtype, Subtype, S
 }
 
 /// Container images in use across the cluster, with how many containers
-/// run each (`K8s.image`).
-async fn images(client: &kube::Client) -> Result<Subtype, String> {
-    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-    for pod in list_all(&Api::<Pod>::all(client.clone())).await? {
-        let Some(spec) = &pod.spec else { continue };
-        for c in spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-        {
-            if let Some(image) = &c.image {
-                *counts.entry(image.clone()).or_default() += 1;
-            }
-        }
-    }
-    Ok(Subtype::new(
-        "image",
-        counts
-            .into_iter()
-            .map(|(k, v)| (k, Reading::Int(v)))
-            .collect(),
-    ))
+/// (init containers too) run each (`K8s.image`), from the pods listed page
+/// by page.
+async fn images(client: kube::Client, limits: Limits) -> Result<Listed<Subtype>, ListError> {
+    let listed = list::fold(
+        &client,
+        "pods",
+        "/api/v1/pods",
+        limits,
+        BTreeMap::<String, i64>::new,
+        |counts, page| {
+            list::decode_page(page, |pod: PodLite| {
+                let Some(spec) = pod.spec else { return };
+                for c in spec
+                    .containers
+                    .into_iter()
+                    .flatten()
+                    .chain(spec.init_containers.into_iter().flatten())
+                {
+                    let Some(image) = c.image else { continue };
+                    match counts.get_mut(image.as_ref()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            counts.insert(image.into_owned(), 1);
+                        }
+                    }
+                }
+            })
+        },
+    )
+    .await?;
+    Ok(Listed {
+        state: Subtype::new(
+            "image",
+            listed
+                .state
+                .into_iter()
+                .map(|(k, v)| (k, Reading::Int(v)))
+                .collect(),
+        ),
+        warning: listed.warning,
+    })
+}
+
+/// The fields of a pod the image counts read; the rest is skipped.
+#[derive(Deserialize)]
+struct PodLite<'a> {
+    #[serde(borrow, default)]
+    spec: Option<PodSpecLite<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PodSpecLite<'a> {
+    #[serde(borrow, default)]
+    containers: Option<Vec<ContainerLite<'a>>>,
+    #[serde(borrow, default, rename = "initContainers")]
+    init_containers: Option<Vec<ContainerLite<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ContainerLite<'a> {
+    #[serde(borrow, default)]
+    image: Option<Cow<'a, str>>,
 }
 
 /// The GPU Operator's ClusterPolicy, its spec flattened to dotted keys
 /// (`K8s.policy`).
-async fn policy(client: &kube::Client) -> Result<Subtype, String> {
+async fn policy(client: kube::Client) -> Result<Subtype, String> {
     let gvk = GroupVersionKind::gvk("nvidia.com", "v1", "ClusterPolicy");
     let api: Api<DynamicObject> = Api::all_with(
-        client.clone(),
+        client,
         &ApiResource::from_gvk_with_plural(&gvk, "clusterpolicies"),
     );
     let list = match api.list(&ListParams::default()).await {
@@ -281,44 +389,52 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Reading>) {
 }
 
 /// How many nodes the cluster has, and how many offer NVIDIA GPUs
-/// (`NodeTopology.summary`).
-async fn summary(client: &kube::Client) -> Result<Subtype, String> {
-    let all = list_all(&Api::<Node>::all(client.clone())).await?;
-    let has_gpus = |n: &&Node| {
-        n.status
-            .as_ref()
-            .and_then(|s| s.capacity.as_ref())
-            .and_then(|c| c.get("nvidia.com/gpu"))
-            .is_some_and(|q| q.0 != "0")
-    };
+/// (`NodeTopology.summary`), from the nodes listed page by page.
+async fn summary(client: kube::Client, limits: Limits) -> Result<Listed<Subtype>, ListError> {
+    let listed = list::fold(
+        &client,
+        "nodes",
+        "/api/v1/nodes",
+        limits,
+        || (0i64, 0i64),
+        |(nodes, gpu_nodes), page| {
+            list::decode_page(page, |node: NodeLite| {
+                *nodes += 1;
+                let gpus = node.status.and_then(|s| s.capacity).and_then(|c| c.gpu);
+                if gpus.is_some_and(|q| q != "0") {
+                    *gpu_nodes += 1;
+                }
+            })
+        },
+    )
+    .await?;
+    let (nodes, gpu_nodes) = listed.state;
     let mut data = BTreeMap::new();
-    data.insert("nodes".to_string(), Reading::Int(all.len() as i64));
-    data.insert(
-        "gpu-nodes".to_string(),
-        Reading::Int(all.iter().filter(has_gpus).count() as i64),
-    );
-    Ok(Subtype::new("summary", data))
+    data.insert("nodes".to_string(), Reading::Int(nodes));
+    data.insert("gpu-nodes".to_string(), Reading::Int(gpu_nodes));
+    Ok(Listed {
+        state: Subtype::new("summary", data),
+        warning: listed.warning,
+    })
 }
 
-/// Every object of a list, page by page.
-async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>, String>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut all = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default().limit(PAGE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = api.list(&lp).await.map_err(|e| crate::k8s::reason(&e))?;
-        all.extend(page.items);
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+/// The field of a node the summary reads: its GPU capacity.
+#[derive(Deserialize)]
+struct NodeLite<'a> {
+    #[serde(borrow, default)]
+    status: Option<NodeStatusLite<'a>>,
+}
+
+#[derive(Deserialize)]
+struct NodeStatusLite<'a> {
+    #[serde(borrow, default)]
+    capacity: Option<CapacityLite<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CapacityLite<'a> {
+    #[serde(borrow, default, rename = "nvidia.com/gpu")]
+    gpu: Option<Cow<'a, str>>,
 }
 
 #[cfg(test)]

@@ -208,6 +208,19 @@ impl Settings {
             }
         }
         let timeout = super::snapshot::parse_timeout(&args.timeout)?;
+        let cluster_flag = match (&args.kubeconfig, &args.context) {
+            (Some(_), _) => Some("-k/--kubeconfig"),
+            (None, Some(_)) => Some("--context"),
+            (None, None) => None,
+        };
+        if let Some(flag) = cluster_flag.filter(|_| matches!(wanted, Wanted::No | Wanted::Skip(_)))
+        {
+            return Err(UsageError(format!(
+                "{flag} is read only by the deployment phase, which {} leaves out; drop it, or run --phase deployment or all",
+                if args.no_cluster { "--no-cluster" } else { "--phase constraints" }
+            ))
+            .into());
+        }
         let deployment = match wanted {
             Wanted::No => DeploymentPhase::Off,
             Wanted::Skip(reason) => DeploymentPhase::Skip(reason),
@@ -541,8 +554,9 @@ fn log_summary(s: &Summary) {
         tracing::warn!("the recipe declares no constraints: nothing was checked");
     }
     tracing::info!(
-        "{} checks: {} passed, {} failed, {} skipped; status: {}",
+        "{} {}: {} passed, {} failed, {} skipped; status: {}",
         s.tests,
+        if s.tests == 1 { "check" } else { "checks" },
         s.passed,
         s.failed,
         s.skipped,

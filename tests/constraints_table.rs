@@ -166,6 +166,8 @@ const ROWS: &[(&str, &str, &str, Want)] = &[
         Invalid("constraint \"K8s..version\": the path has no subtype; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version, OS.sysctl./proc/sys/kernel/osrelease)")),
     ("K8s.server.version", "≥ 1.30", "1.31",
         Invalid("constraint \"K8s.server.version\": value \"≥ 1.30\" has unknown operator \"≥\"; operators are >=, <=, >, <, ==, != (or a bare value for an exact match)")),
+    ("K8s.ser ver.version", ">= 1.30", "1.31",
+        Invalid("constraint \"K8s.ser ver.version\": subtype \"ser ver\" contains whitespace")),
     (" K8s.server.version", ">= 1.30", "1.31",
         Invalid("constraint \" K8s.server.version\": the name has leading or trailing whitespace")),
     ("Deployment.gpu-operator.version", ">= v24.6.0", "v25.10.1",

@@ -82,6 +82,14 @@ fn go_mock_snapshot_keeps_the_overlay_whose_kernel_it_cannot_see() {
         }])
     );
     settings().bind(|| insta::assert_snapshot!("screening_cuj1_eks_h100_training", t));
+    // bundle -s writes the same recipe, warnings included, into the bundle.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("b");
+    let mut b = vec!["bundle", "-s", CUJ1, "-o", target.to_str().unwrap()];
+    b.extend(words("--service eks --gpu h100 --intent training"));
+    let out = run(&b);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(read_yaml(&target.join("recipe.yaml"))["metadata"], m);
 }
 
 #[test]
@@ -259,6 +267,17 @@ fn an_excluded_overlay_that_no_criterion_needs_is_left_out() {
         "{m}"
     );
     settings().bind(|| insta::assert_snapshot!("screening_data_overlay_excluded", t));
+    // The table says so too.
+    let mut table = recipe_args(H200_NODE, "--service eks --intent training");
+    table.truncate(table.len() - 2);
+    table.extend(["--data", dir.path().to_str().unwrap(), "-t", "table"]);
+    let out = run(&table);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\nExcluded by the snapshot: h200-kernel7, h200-kernel7-training\nConstraint warnings: 7 (see metadata.constraintWarnings in -t yaml)\n\n"),
+        "{}",
+        stdout(&out)
+    );
     // Without the snapshot both overlays apply.
     let out = run(&[
         "recipe",

@@ -151,9 +151,6 @@ impl Constraint {
 }
 
 fn parse_path(name: &str, phase: Option<&str>) -> Result<Target, String> {
-    let live = |phase: &str| Target::Live {
-        phase: phase.to_string(),
-    };
     if name.trim().is_empty() {
         return Err(
             "the name is empty; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version)".into(),
@@ -162,48 +159,30 @@ fn parse_path(name: &str, phase: Option<&str>) -> Result<Target, String> {
     if name.trim() != name {
         return Err("the name has leading or trailing whitespace".into());
     }
+    // A performance or conformance result, named alone.
     if let Some(p @ ("performance" | "conformance")) = phase {
         if !name.contains('.') {
-            return Ok(live(p));
+            return Ok(Target::Live { phase: p.into() });
         }
     }
     let mut parts = name.splitn(3, '.');
-    let kind = parts.next().unwrap_or_default();
-    let subtype = parts.next().unwrap_or_default();
-    let key = parts.next().unwrap_or_default();
-    let deployment = phase == Some("deployment") && kind == "Deployment";
-    let kind = if deployment {
+    let (kind, subtype, key) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let live = phase == Some("deployment") && kind == "Deployment";
+    let kind = if live {
         None
     } else {
-        Some(
-            TYPES
-                .iter()
-                .find(|(t, _)| *t == kind)
-                .map(|(_, k)| *k)
-                .ok_or_else(|| {
-                    let mut types: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
-                    if phase == Some("deployment") {
-                        types.push("Deployment (deployment phase only)");
-                    }
-                    format!(
-                        "unknown measurement type {:?}; types are {}",
-                        excerpt(kind),
-                        types.join(", ")
-                    )
-                })?,
-        )
+        Some(measurement_type(kind, phase)?)
     };
-    let missing = if subtype.is_empty() {
-        Some("subtype")
-    } else if key.is_empty() {
-        Some("key")
-    } else {
-        None
-    };
-    if let Some(what) = missing {
-        return Err(format!(
-            "the path has no {what}; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version, OS.sysctl./proc/sys/kernel/osrelease)"
-        ));
+    for (what, part) in [("subtype", subtype), ("key", key)] {
+        if part.is_empty() {
+            return Err(format!(
+                "the path has no {what}; a constraint names a measurement as Type.subtype.key (e.g. K8s.server.version, OS.sysctl./proc/sys/kernel/osrelease)"
+            ));
+        }
     }
     if subtype.contains(char::is_whitespace) {
         return Err(format!(
@@ -212,13 +191,34 @@ fn parse_path(name: &str, phase: Option<&str>) -> Result<Target, String> {
         ));
     }
     Ok(match kind {
-        None => live("deployment"),
+        None => Target::Live {
+            phase: "deployment".into(),
+        },
         Some(kind) => Target::Snapshot {
             kind,
             subtype: subtype.to_string(),
             key: key.to_string(),
         },
     })
+}
+
+/// The measurement type a path starts with, or why it is not one.
+fn measurement_type(kind: &str, phase: Option<&str>) -> Result<MeasurementType, String> {
+    TYPES
+        .iter()
+        .find(|(t, _)| *t == kind)
+        .map(|(_, k)| *k)
+        .ok_or_else(|| {
+            let mut types: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
+            if phase == Some("deployment") {
+                types.push("Deployment (deployment phase only)");
+            }
+            format!(
+                "unknown measurement type {:?}; types are {}",
+                excerpt(kind),
+                types.join(", ")
+            )
+        })
 }
 
 /// The characters an operator is made of: a value starting with one of

@@ -99,9 +99,22 @@ impl RecipeResult {
         }
         out.push_str(&table::render(&rows));
         out.push_str(&format!(
-            "\nOverlays: {}\n\n",
+            "\nOverlays: {}\n",
             self.metadata.applied_overlays.join(", ")
         ));
+        if !self.metadata.excluded_overlays.is_empty() {
+            out.push_str(&format!(
+                "Excluded by the snapshot: {}\n",
+                self.metadata.excluded_overlays.join(", ")
+            ));
+        }
+        if !self.metadata.constraint_warnings.is_empty() {
+            out.push_str(&format!(
+                "Constraint warnings: {} (see metadata.constraintWarnings in -t yaml)\n",
+                self.metadata.constraint_warnings.len()
+            ));
+        }
+        out.push('\n');
 
         let mut rows = vec![[
             "#",

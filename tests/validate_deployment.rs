@@ -1011,3 +1011,17 @@ fn declarations_that_find_nothing_fail() {
         ]
     );
 }
+
+/// Go aicr's registry still loads through `--data`; its entries, which
+/// declare no readiness, replace the embedded ones whole (the deployment
+/// phase then reports their workload checks as skipped, saying why).
+#[test]
+#[ignore = "needs ../shared/reference/aicr-v0.11.1/recipes"]
+fn go_registry_loads_without_readiness() {
+    let store = aicr::recipe::store::DataStore::with_dir(&common::go_recipes()).unwrap();
+    let reg = store.registry().unwrap();
+    assert!(reg.components.len() >= 19, "{}", reg.components.len());
+    for c in &reg.components {
+        assert_eq!(c.readiness, None, "{}", c.name);
+    }
+}

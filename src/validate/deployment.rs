@@ -34,10 +34,12 @@
 //! (401, exit 4). Every other failed read becomes the failure of the check
 //! that needed it, its message naming the verb, the resource and the server
 //! (`forbidden: cannot list secrets in namespace gpu-operator (user
-//! "limited") on https://…`), and [`Outcome::access`] carries the most
-//! severe class of those failures (Unauthorized before Timeout, Unavailable,
-//! RateLimited, Internal), so the command exits with it (4 for a forbidden
-//! read) rather than 1. Every request has the settings' deadline;
+//! "limited") on https://…`), and [`Outcome::access`] carries those
+//! failures as an [`AccessError`] whose class is the most severe of them
+//! (Unauthorized before Timeout, Unavailable, RateLimited, Internal): the
+//! command writes its reports, then exits with it (4 for a forbidden read)
+//! rather than 1. Under `--phase all`, [`run_or_skip`] turns a cluster that
+//! is not configured or not reachable into one skipped check. Every request has the settings' deadline;
 //! independent reads run concurrently, at most [`CONCURRENCY`] at a time,
 //! and the checks come back in a fixed order whatever finishes first.
 

@@ -4,7 +4,6 @@
 //! struct before any work starts, calls the domain modules, and prints.
 
 pub mod bundle;
-pub mod cluster;
 pub mod completion;
 pub mod diff;
 pub mod query;

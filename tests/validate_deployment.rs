@@ -40,9 +40,13 @@ impl Setup {
         format!("widgets.{}", self.group)
     }
 
-    /// The recipe: an operator chart, a CRD chart and a manifest-only agent.
+    /// The recipe: an operator chart and a manifest-only agent.
     fn recipe(&self, version: &str) -> RecipeResult {
-        let text = format!(
+        RecipeResult::parse(self.recipe_text(version).as_bytes(), "test recipe").unwrap()
+    }
+
+    fn recipe_text(&self, version: &str) -> String {
+        format!(
             "kind: RecipeResult
 apiVersion: aicr.nvidia.com/v1alpha1
 metadata: {{version: test}}
@@ -61,13 +65,19 @@ deploymentOrder: [test-operator, test-agent]
 ",
             ns_op = self.ns_op,
             ns_agent = self.ns_agent,
-        );
-        RecipeResult::parse(text.as_bytes(), "test recipe").unwrap()
+        )
     }
 
     /// The readiness declarations, as a `--data` registry would give them.
     fn registry(&self) -> Registry {
-        let text = format!(
+        let components: Vec<RegistryComponent> =
+            serde_yaml_ng::from_str(&self.registry_text()).unwrap();
+        Registry { components }
+    }
+
+    /// The components of the test registry, a YAML sequence.
+    fn registry_text(&self) -> String {
+        format!(
             "- name: test-operator
   helm: {{defaultRepository: https://charts.example/test, defaultNamespace: unused}}
   readiness:
@@ -86,9 +96,7 @@ deploymentOrder: [test-operator, test-agent]
             crd = self.crd_name(),
             policy = self.policy,
             id = self.id,
-        );
-        let components: Vec<RegistryComponent> = serde_yaml_ng::from_str(&text).unwrap();
-        Registry { components }
+        )
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {

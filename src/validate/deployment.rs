@@ -28,7 +28,7 @@
 //! | get | customresourcedefinitions.apiextensions.k8s.io (cluster) | CRDs Established |
 //! | get, list | the declared custom resources (`clusterpolicies.nvidia.com`, cluster-wide; `skyhooks.skyhook.nvidia.com`) | custom readiness fields |
 //!
-//! Outcomes: [`check`] returns `Err` (a classified [`k8s::Error`]) only when
+//! Outcomes: [`check`] returns `Err` (a classified [`access::Error`]) only when
 //! the phase cannot run at all: no cluster configured (exit 6), the server
 //! unreachable (6), its probe timing out (5), or the credentials refused
 //! (401, exit 4). Every other failed read becomes the failure of the check

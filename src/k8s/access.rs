@@ -107,6 +107,8 @@ impl Classify for Error {
 pub struct RequestError {
     pub class: Class,
     pub message: String,
+    /// The HTTP status the server answered with, when it answered.
+    pub code: Option<u16>,
 }
 
 impl Classify for RequestError {
@@ -246,6 +248,7 @@ impl ClusterSettings {
             }
             None => kube::Config::incluster().map_err(|e| {
                 Error::Request(RequestError {
+                    code: None,
                     class: Class::Unavailable,
                     message: format!("in-cluster config: {}", redact::text(&e.to_string())),
                 })
@@ -364,12 +367,17 @@ pub fn request_error(e: &kube::Error, req: &Request<'_>, server: &str) -> Reques
     RequestError {
         class,
         message: redact::text(&message),
+        code: match e {
+            kube::Error::Api(s) => Some(s.code),
+            _ => None,
+        },
     }
 }
 
 /// A request that did not answer within the deadline.
 pub fn timed_out(req: &Request<'_>, server: &str, after: Duration) -> RequestError {
     RequestError {
+        code: None,
         class: Class::Timeout,
         message: format!(
             "timed out after {}: {req} on {server}",
@@ -570,9 +578,71 @@ mod tests {
         };
         let r = request_error(&e, &req, "https://127.0.0.1:16443");
         assert_eq!(r.class, Class::Unauthorized);
+        assert_eq!(r.code, Some(403));
         assert_eq!(
             r.message,
             "forbidden: cannot get deployments.apps \"x\" in namespace ns (user \"aicr-limited\") on https://127.0.0.1:16443"
+        );
+    }
+
+    /// Each answer of the server, and none, has its class and message.
+    #[test]
+    fn request_errors_are_classified() {
+        let api = |code: u16, reason: &str| {
+            kube::Error::Api(
+                kube::core::Status::failure("the server's message", reason)
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        let req = Request {
+            verb: "list",
+            resource: "secrets",
+            name: None,
+            namespace: Some("gpu-operator"),
+        };
+        let server = "https://k8s.example:6443";
+        let cases = [
+            (
+                api(401, "Unauthorized"),
+                Class::Unauthorized,
+                "unauthorized: https://k8s.example:6443 refused the credentials (list secrets in namespace gpu-operator)",
+            ),
+            (
+                api(404, "NotFound"),
+                Class::NotFound,
+                "not found: list secrets in namespace gpu-operator on https://k8s.example:6443",
+            ),
+            (
+                api(429, "TooManyRequests"),
+                Class::RateLimited,
+                "rate limited by https://k8s.example:6443 (list secrets in namespace gpu-operator)",
+            ),
+            (
+                api(504, "Timeout"),
+                Class::Timeout,
+                "https://k8s.example:6443 timed out (list secrets in namespace gpu-operator): the server's message",
+            ),
+            (
+                api(503, "ServiceUnavailable"),
+                Class::Unavailable,
+                "https://k8s.example:6443 failed (list secrets in namespace gpu-operator): ServiceUnavailable (503): the server's message",
+            ),
+            (
+                api(422, "Invalid"),
+                Class::Internal,
+                "https://k8s.example:6443 refused list secrets in namespace gpu-operator: Invalid (422): the server's message",
+            ),
+        ];
+        for (e, class, msg) in cases {
+            let r = request_error(&e, &req, server);
+            assert_eq!((r.class, r.message.as_str()), (class, msg));
+        }
+        let t = timed_out(&req, server, Duration::from_millis(1500));
+        assert_eq!(t.class, Class::Timeout);
+        assert_eq!(
+            t.message,
+            "timed out after 1s 500ms: list secrets in namespace gpu-operator on https://k8s.example:6443"
         );
     }
 }

@@ -7,7 +7,7 @@
 //! - its Helm release is deployed: the newest of Helm 3's release Secrets
 //!   (`owner=helm,name=<release>`) has status `deployed` and a chart version
 //!   equal to the recipe's (a leading `v` ignored). Manifest-only components
-//!   (no chart source) have no release;
+//!   (no chart source) and Kustomize components have no release;
 //! - each declared Deployment, DaemonSet and StatefulSet is ready: its
 //!   generation observed, and ready = desired (Deployment `readyReplicas`
 //!   and `updatedReplicas` = `spec.replicas`; DaemonSet `numberReady` and
@@ -28,7 +28,7 @@
 //! | get | customresourcedefinitions.apiextensions.k8s.io (cluster) | CRDs Established |
 //! | get, list | the declared custom resources (`clusterpolicies.nvidia.com`, cluster-wide; `skyhooks.skyhook.nvidia.com`) | custom readiness fields |
 //!
-//! Outcomes: [`check`] returns `Err` (a classified [`k8s::Error`]) only when
+//! Outcomes: [`check`] returns `Err` (a classified [`access::Error`]) only when
 //! the phase cannot run at all: no cluster configured (exit 6), the server
 //! unreachable (6), its probe timing out (5), or the credentials refused
 //! (401, exit 4). Every other failed read becomes the failure of the check
@@ -36,8 +36,8 @@
 //! (`forbidden: cannot list secrets in namespace gpu-operator (user
 //! "limited") on https://…`), and [`Outcome::access`] carries the most
 //! severe class of those failures (Unauthorized before Timeout, Unavailable,
-//! RateLimited, Internal), so the command exits with it (4 for a forbidden
-//! read) rather than 1. Every request has the settings' deadline;
+//! RateLimited, Internal): the command writes its reports, then exits with
+//! it (4 for a forbidden read) rather than 1. Every request has the settings' deadline;
 //! independent reads run concurrently, at most [`CONCURRENCY`] at a time,
 //! and the checks come back in a fixed order whatever finishes first.
 
@@ -55,6 +55,7 @@ use super::helm_release;
 use super::{Check, Phase, Status};
 use crate::error::Class;
 use crate::k8s::{self, access, ClusterSettings, Request, RequestError};
+use crate::recipe::metadata::ComponentType;
 use crate::recipe::registry::{FieldEquals, Registry, Scope, Workload, WorkloadKind};
 use crate::recipe::result::RecipeResult;
 
@@ -73,7 +74,8 @@ pub struct Cluster {
 }
 
 /// The checks of the phase, in order, and the most severe class of the
-/// reads that failed (`None` when every read was answered).
+/// reads that failed (`None` when every read was answered): the command
+/// writes its reports, then exits with that class (4 for a forbidden read).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub checks: Vec<Check>,
@@ -109,6 +111,7 @@ pub fn run(
             match tokio::time::timeout(deadline, work).await {
                 Ok(r) => r,
                 Err(_) => Err(access::Error::Request(RequestError {
+                    code: None,
                     class: Class::Timeout,
                     message: format!(
                         "the deployment checks did not finish within {}",
@@ -133,21 +136,17 @@ pub async fn check(
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut access_class: Option<Class> = None;
+    let mut access: Option<Class> = None;
     let mut checks = Vec::new();
     for found in results.into_iter().flatten() {
         if let Some(c) = found.error {
-            access_class = Some(match access_class {
-                Some(a) if severity(a) >= severity(c) => a,
-                _ => c,
-            });
+            if access.is_none_or(|a| severity(c) > severity(a)) {
+                access = Some(c);
+            }
         }
         checks.push(found.check);
     }
-    Ok(Outcome {
-        checks,
-        access: access_class,
-    })
+    Ok(Outcome { checks, access })
 }
 
 /// How much an access failure weighs when several happen.
@@ -171,8 +170,9 @@ async fn probe(cluster: &Cluster) -> Result<(), access::Error> {
     };
     match call(cluster, &req, cluster.client.apiserver_version()).await {
         Ok(_) => Ok(()),
-        Err(e) if matches!(e.class, Class::Internal | Class::NotFound) => Ok(()),
-        Err(e) if e.message.starts_with("forbidden") => Ok(()),
+        // The server answered and knows the user: a refused or missing
+        // /version does not stop the checks, which report their own reads.
+        Err(e) if e.code.is_some_and(|c| c != 401 && c < 500 && c != 429) => Ok(()),
         Err(e) => Err(access::Error::Request(e)),
     }
 }
@@ -259,7 +259,10 @@ fn plan(recipe: &RecipeResult, registry: &Registry) -> Vec<Item> {
         }
         items.push(item(What::Namespace));
         let readiness = reg.readiness.clone().unwrap_or_default();
-        if !pick(&r.source, reg.default_source()).is_empty() {
+        // A chart (not manifests only, not Kustomize) leaves a Helm release.
+        let kustomize = r.kind == Some(ComponentType::Kustomize)
+            || (reg.kustomize.is_some() && reg.helm.is_none());
+        if !kustomize && !pick(&r.source, reg.default_source()).is_empty() {
             items.push(item(What::Release {
                 name: readiness
                     .release
@@ -792,7 +795,7 @@ async fn fields(cluster: &Cluster, b: &Builder<'_>, f: &FieldEquals) -> Vec<Foun
     .await
     {
         Ok(l) => l,
-        Err(e) if e.class == Class::NotFound => {
+        Err(e) if e.code == Some(404) => {
             return vec![b.result(
                 group_name,
                 group_object,
@@ -851,6 +854,47 @@ fn field_state(f: &FieldEquals, name: &str, data: &Value) -> Result<String, Miss
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan for Go aicr's eks/h100/training recipe with the embedded
+    /// registry: every component, in deployment order, with its declared
+    /// items; the manifest-only component has no release.
+    #[test]
+    fn plan_of_a_real_recipe_follows_the_embedded_registry() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/go-aicr-v0.11.1/golden/recipe-eks-h100-training-ubuntu.yaml");
+        let recipe = RecipeResult::parse(&std::fs::read(path).unwrap(), "golden").unwrap();
+        let registry = crate::recipe::store::DataStore::embedded()
+            .registry()
+            .unwrap();
+        let items = plan(&recipe, &registry);
+        let mut seen: Vec<&str> = Vec::new();
+        for i in &items {
+            if seen.last() != Some(&i.component.as_str()) {
+                seen.push(&i.component);
+            }
+            assert!(!matches!(i.what, What::Skip { .. }), "{i:?}");
+        }
+        assert_eq!(seen, recipe.deployment_order);
+        let gpu: Vec<String> = items
+            .iter()
+            .filter(|i| i.component == "gpu-operator")
+            .map(|i| format!("{}: {:?}", i.namespace, i.what))
+            .collect();
+        assert_eq!(gpu[0], "gpu-operator: Namespace");
+        assert!(
+            gpu[1].starts_with("gpu-operator: Release { name: \"gpu-operator\", want: \"v"),
+            "{gpu:?}"
+        );
+        assert_eq!(gpu.len(), 2 + 1 + 2 + 1, "{gpu:?}");
+        let skyhook: Vec<&Item> = items
+            .iter()
+            .filter(|i| i.component == "skyhook-customizations")
+            .collect();
+        assert!(!skyhook.is_empty());
+        assert!(skyhook
+            .iter()
+            .all(|i| !matches!(i.what, What::Release { .. })));
+    }
 
     fn field(path: &str, equals: &str) -> FieldEquals {
         FieldEquals {

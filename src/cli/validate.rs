@@ -216,8 +216,12 @@ impl Settings {
         if let Some(flag) = cluster_flag.filter(|_| matches!(wanted, Wanted::No | Wanted::Skip(_)))
         {
             return Err(UsageError(format!(
-                "{flag} is read only by the deployment phase, which {} leaves out; drop it, or run --phase deployment or all",
-                if args.no_cluster { "--no-cluster" } else { "--phase constraints" }
+                "{flag} is read only by the deployment phase, which {}",
+                if args.no_cluster {
+                    "--no-cluster leaves out; drop one of them"
+                } else {
+                    "--phase constraints leaves out; drop it, or add --phase deployment"
+                }
             ))
             .into());
         }

@@ -2,7 +2,7 @@
 """Whole-process benchmark of the release binary: median wall time and peak
 RSS of each case over N runs, printed beside the targets.
 
-Usage: bench/bench.py [--runs N] [--binary PATH]
+Usage: bench/bench.py [--runs N] [--binary PATH] [--only TEXT]
 Wall time: each run is started with posix_spawn and reaped with wait4, so
 the time is the child's own life, spawn to exit.
 Peak RSS: measured in separate runs under GNU time (`/usr/bin/time -f %M`,
@@ -73,6 +73,7 @@ def peak_rss_mib(binary, args, runs=20, fresh=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
     ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "aicr"))
     a = ap.parse_args()
     binary = os.path.abspath(a.binary)
@@ -101,6 +102,8 @@ def main():
     print(f"{'case':40} {'median ms':>10} {'p90 ms':>8} {'target':>8} {'peak RSS':>10} {'target':>8}  verdict")
     failed = False
     for name, args, t_ms, t_mib, note, fresh in cases:
+        if a.only not in name:
+            continue
         changed = "changed bundle" in name
         out_dir = args[args.index("-o") + 1] if "-o" in args else None
 

@@ -2613,19 +2613,19 @@ const ROWS: &[Row] = &[
     Row {
         name: "validate_unknown_flag",
         class: Accepts,
-        args: &["validate", "--recipe", "{R}"],
-        msg: "`aicr validate` is not built in this version of aicr yet",
+        args: &["validate", "--recipe", "{R}", "--install"],
+        msg: "unexpected argument '--install'",
         ..R
     },
     Row {
-        name: "validate_not_built",
+        name: "validate_no_recipe",
         class: Accepts,
         args: &["validate"],
-        msg: "`aicr validate` is not built in this version of aicr yet; available now: snapshot, recipe, query, bundle, verify, diff, completion",
+        msg: "the following required arguments were not provided:\n  --recipe <FILE|URL>",
         ..R
     },
     Row {
-        name: "validate_not_built_log_json",
+        name: "validate_no_recipe_log_json",
         class: Accepts,
         args: &["--log-json", "validate"],
         msg: "\"exit_code\":2",

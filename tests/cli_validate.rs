@@ -289,6 +289,23 @@ fn bad_inputs_and_flags_are_refused_with_their_exit_code() {
             ],
         ),
         (
+            "kubeconfig_with_no_cluster",
+            vec!["-r", RECIPE, "-s", SNAP, "--no-cluster", "-k", "x"],
+        ),
+        (
+            "context_with_constraints_only",
+            vec![
+                "-r",
+                RECIPE,
+                "-s",
+                SNAP,
+                "--phase",
+                "constraints",
+                "--context",
+                "x",
+            ],
+        ),
+        (
             "kubeconfig_a_directory",
             vec!["-r", RECIPE, "--phase", "deployment", "-k", "tests"],
         ),
@@ -863,4 +880,55 @@ fn deployment_phase_on_the_test_cluster_fails_for_a_stack_not_installed() {
     lenient.push("--fail-on-error=false");
     let out2 = run(&lenient);
     assert_eq!(code(&out2), 0, "{}", stderr(&out2));
+}
+
+/// Markup, quotes and control characters from the recipe reach every
+/// report intact or escaped: the JUnit XML parses, the CTRF is JSON, the
+/// table carries no raw escape sequence.
+#[test]
+fn hostile_text_is_escaped_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = recipe_with(
+        dir.path(),
+        "hostile.yaml",
+        "\n  - name: OS.release.ID\n    value: \"ub<un>&\\\"tu\\u0007\\u001b[2J]]>\"",
+    );
+    let base = [
+        "validate",
+        "-r",
+        s(&hostile),
+        "-s",
+        SNAP,
+        "--phase",
+        "constraints",
+    ];
+    let mut junit = base.to_vec();
+    junit.extend(["--report", "junit"]);
+    let out = run(&junit);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let xml = stdout(&out);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert_eq!(
+        failure.attribute("message"),
+        Some("expected ub<un>&\"tu\\u{7}\\u{1b}[2J]]>, got ubuntu")
+    );
+    let mut ctrf = base.to_vec();
+    ctrf.extend(["--report", "ctrf"]);
+    let doc: Value = serde_json::from_str(&stdout(&run(&ctrf))).unwrap();
+    assert_eq!(
+        doc["results"]["tests"][0]["message"],
+        "expected ub<un>&\"tu\u{7}\u{1b}[2J]]>, got ubuntu"
+    );
+    let mut table = base.to_vec();
+    table.extend(["-t", "table"]);
+    let text = stdout(&run(&table));
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("ub<un>&\"tu\\u{7}\\u{1b}[2J]]>"), "{text}");
 }

@@ -40,9 +40,13 @@ impl Setup {
         format!("widgets.{}", self.group)
     }
 
-    /// The recipe: an operator chart, a CRD chart and a manifest-only agent.
+    /// The recipe: an operator chart and a manifest-only agent.
     fn recipe(&self, version: &str) -> RecipeResult {
-        let text = format!(
+        RecipeResult::parse(self.recipe_text(version).as_bytes(), "test recipe").unwrap()
+    }
+
+    fn recipe_text(&self, version: &str) -> String {
+        format!(
             "kind: RecipeResult
 apiVersion: aicr.nvidia.com/v1alpha1
 metadata: {{version: test}}
@@ -61,13 +65,19 @@ deploymentOrder: [test-operator, test-agent]
 ",
             ns_op = self.ns_op,
             ns_agent = self.ns_agent,
-        );
-        RecipeResult::parse(text.as_bytes(), "test recipe").unwrap()
+        )
     }
 
     /// The readiness declarations, as a `--data` registry would give them.
     fn registry(&self) -> Registry {
-        let text = format!(
+        let components: Vec<RegistryComponent> =
+            serde_yaml_ng::from_str(&self.registry_text()).unwrap();
+        Registry { components }
+    }
+
+    /// The components of the test registry, a YAML sequence.
+    fn registry_text(&self) -> String {
+        format!(
             "- name: test-operator
   helm: {{defaultRepository: https://charts.example/test, defaultNamespace: unused}}
   readiness:
@@ -86,9 +96,7 @@ deploymentOrder: [test-operator, test-agent]
             crd = self.crd_name(),
             policy = self.policy,
             id = self.id,
-        );
-        let components: Vec<RegistryComponent> = serde_yaml_ng::from_str(&text).unwrap();
-        Registry { components }
+        )
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
@@ -698,18 +706,8 @@ fn forbidden_read_fails_its_check_with_class_unauthorized() {
         msg,
         "forbidden: cannot get deployments.apps \"operator\" in namespace ID-op (user \"aicr-limited-ID\") on https://127.0.0.1:16443"
     );
-    let access = out.access.clone().unwrap();
-    assert_eq!(access.class(), Class::Unauthorized);
-    assert_eq!(access.count, 1);
-    assert_eq!(
-        access.to_string(),
-        format!(
-            "1 deployment check(s) could not read the cluster; the first: {}",
-            msg.replace("ID", &s.id)
-        )
-    );
-    let err: aicr::error::Error = access.into();
-    assert_eq!(err.class().exit_code(), 4);
+    assert_eq!(out.access, Some(Class::Unauthorized));
+    assert_eq!(Class::Unauthorized.exit_code(), 4);
 }
 
 /// Nothing listens: the phase cannot run, exit 6, naming the server.
@@ -738,72 +736,6 @@ fn unreachable_server_is_unavailable() {
         "{msg}"
     );
     assert!(!msg.contains("hunter2"), "{msg}");
-}
-
-/// Under `--phase all` an unreachable cluster is one skipped check with the
-/// reason; a bad --context stays an error.
-#[test]
-fn phase_all_skips_when_no_cluster_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, kubeconfig_for(port)).unwrap();
-    let out = deployment::run_or_skip(
-        &settings(&kc),
-        &empty_recipe(),
-        &Registry::default(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert_eq!(out.access, None);
-    assert_eq!(out.checks.len(), 1);
-    let c = &out.checks[0];
-    assert_eq!(
-        (c.name.as_str(), c.suite.as_str(), c.status),
-        (
-            "deployment: cluster reachable",
-            "deployment",
-            Status::Skipped
-        )
-    );
-    assert!(
-        c.message.starts_with(&format!(
-            "no cluster reachable, the deployment checks were not run: cannot reach https://127.0.0.1:{port} "
-        )),
-        "{}",
-        c.message
-    );
-    let none =
-        ClusterSettings::resolve(None, None, Duration::from_secs(1), &Env::default()).unwrap();
-    let out = deployment::run_or_skip(
-        &none,
-        &empty_recipe(),
-        &Registry::default(),
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(
-        out.checks[0].message,
-        "no cluster reachable, the deployment checks were not run: no cluster configured: give -k/--kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a pod"
-    );
-    let bad = ClusterSettings::resolve(
-        Some(kc),
-        Some("prod".into()),
-        Duration::from_secs(1),
-        &Env::default(),
-    )
-    .unwrap();
-    let err = deployment::run_or_skip(
-        &bad,
-        &empty_recipe(),
-        &Registry::default(),
-        Duration::from_secs(5),
-    )
-    .unwrap_err();
-    assert_eq!(err.class(), Class::InvalidInput);
 }
 
 /// A server that accepts and never answers: exit 5 at the request deadline.
@@ -1010,4 +942,18 @@ fn declarations_that_find_nothing_fail() {
             ),
         ]
     );
+}
+
+/// Go aicr's registry still loads through `--data`; its entries, which
+/// declare no readiness, replace the embedded ones whole (the deployment
+/// phase then reports their workload checks as skipped, saying why).
+#[test]
+#[ignore = "needs ../shared/reference/aicr-v0.11.1/recipes"]
+fn go_registry_loads_without_readiness() {
+    let store = aicr::recipe::store::DataStore::with_dir(&common::go_recipes()).unwrap();
+    let reg = store.registry().unwrap();
+    assert!(reg.components.len() >= 19, "{}", reg.components.len());
+    for c in &reg.components {
+        assert_eq!(c.readiness, None, "{}", c.name);
+    }
 }

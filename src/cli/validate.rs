@@ -214,6 +214,28 @@ impl Settings {
             }
         }
         let timeout = super::snapshot::parse_timeout(&args.timeout)?;
+        let cluster_flag = match (&args.kubeconfig, &args.context) {
+            (Some(_), _) => Some("-k/--kubeconfig"),
+            (None, Some(_)) => Some("--context"),
+            (None, None) => None,
+        };
+        let reads_cm = [Some(&recipe), args.snapshot.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|v| crate::k8s::configmap::Target::is_reference(v));
+        if let Some(flag) =
+            cluster_flag.filter(|_| !reads_cm && matches!(wanted, Wanted::No | Wanted::Skip(_)))
+        {
+            return Err(UsageError(format!(
+                "{flag} is read only by the deployment phase and by cm:// inputs: no input is cm://, and {}",
+                if args.no_cluster {
+                    "--no-cluster leaves the deployment phase out; drop one of them"
+                } else {
+                    "--phase constraints leaves the deployment phase out; drop it, or add --phase deployment"
+                }
+            ))
+            .into());
+        }
         let inputs = ClusterSettings::resolve(
             args.kubeconfig.clone(),
             args.context.clone(),
@@ -467,7 +489,7 @@ fn run_deployment(
     match deployment::run(cluster, recipe, &registry, DEPLOYMENT_DEADLINE) {
         Ok(outcome) => {
             checks.extend(outcome.checks);
-            Ok(outcome.access.map(|a| a.class))
+            Ok(outcome.access)
         }
         // Under --phase all, a cluster that is absent, unreachable or
         // silent skips the phase's checks with that reason.
@@ -554,8 +576,9 @@ fn log_summary(s: &Summary) {
         tracing::warn!("the recipe declares no constraints: nothing was checked");
     }
     tracing::info!(
-        "{} checks: {} passed, {} failed, {} skipped; status: {}",
+        "{} {}: {} passed, {} failed, {} skipped; status: {}",
         s.tests,
+        if s.tests == 1 { "check" } else { "checks" },
         s.passed,
         s.failed,
         s.skipped,

@@ -28,7 +28,7 @@
 //! | get | customresourcedefinitions.apiextensions.k8s.io (cluster) | CRDs Established |
 //! | get, list | the declared custom resources (`clusterpolicies.nvidia.com`, cluster-wide; `skyhooks.skyhook.nvidia.com`) | custom readiness fields |
 //!
-//! Outcomes: [`check`] returns `Err` (a classified [`k8s::Error`]) only when
+//! Outcomes: [`check`] returns `Err` (a classified [`access::Error`]) only when
 //! the phase cannot run at all: no cluster configured (exit 6), the server
 //! unreachable (6), its probe timing out (5), or the credentials refused
 //! (401, exit 4). Every other failed read becomes the failure of the check
@@ -36,8 +36,8 @@
 //! (`forbidden: cannot list secrets in namespace gpu-operator (user
 //! "limited") on https://…`), and [`Outcome::access`] carries the most
 //! severe class of those failures (Unauthorized before Timeout, Unavailable,
-//! RateLimited, Internal), so the command exits with it (4 for a forbidden
-//! read) rather than 1. Every request has the settings' deadline;
+//! RateLimited, Internal): the command writes its reports, then exits with
+//! it (4 for a forbidden read) rather than 1. Every request has the settings' deadline;
 //! independent reads run concurrently, at most [`CONCURRENCY`] at a time,
 //! and the checks come back in a fixed order whatever finishes first.
 
@@ -73,64 +73,13 @@ pub struct Cluster {
     pub timeout: Duration,
 }
 
-/// The checks of the phase, in order, and the reads that failed (`None`
-/// when every read was answered): the command writes its reports, then
-/// exits with that error's class (4 for a forbidden read).
+/// The checks of the phase, in order, and the most severe class of the
+/// reads that failed (`None` when every read was answered): the command
+/// writes its reports, then exits with that class (4 for a forbidden read).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub checks: Vec<Check>,
-    pub access: Option<AccessError>,
-}
-
-/// Reads of the deployment phase that failed: the checks that needed them
-/// are reported as failed, and the command exits with this class, the most
-/// severe of them (Unauthorized before Timeout, Unavailable, RateLimited,
-/// Internal); `first` is the first failure's message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{count} deployment check(s) could not read the cluster; the first: {first}")]
-pub struct AccessError {
-    pub class: Class,
-    pub count: usize,
-    pub first: String,
-}
-
-impl crate::error::Classify for AccessError {
-    fn class(&self) -> Class {
-        self.class
-    }
-}
-
-/// The check that stands for the whole phase when `--phase all` finds no
-/// cluster to read: skipped, with the reason.
-pub fn skipped_phase(reason: &str) -> Check {
-    Check {
-        name: "deployment: cluster reachable".into(),
-        phase: Phase::Deployment,
-        suite: "deployment".into(),
-        status: Status::Skipped,
-        message: format!("no cluster reachable, the deployment checks were not run: {reason}"),
-        object: None,
-        duration: Duration::ZERO,
-    }
-}
-
-/// [`run`] for `--phase all`: when no cluster is configured, reachable or
-/// answering in time, one skipped check says so instead of an error.
-/// Refused credentials and a bad kubeconfig or `--context` stay errors.
-pub fn run_or_skip(
-    settings: &ClusterSettings,
-    recipe: &RecipeResult,
-    registry: &Registry,
-    deadline: Duration,
-) -> Result<Outcome, access::Error> {
-    use crate::error::Classify;
-    match run(settings, recipe, registry, deadline) {
-        Err(e) if matches!(e.class(), Class::Unavailable | Class::Timeout) => Ok(Outcome {
-            checks: vec![skipped_phase(&e.to_string())],
-            access: None,
-        }),
-        r => r,
-    }
+    pub access: Option<Class>,
 }
 
 /// Runs the phase from the command layer: connects as `settings` say and
@@ -187,18 +136,12 @@ pub async fn check(
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut access: Option<AccessError> = None;
+    let mut access: Option<Class> = None;
     let mut checks = Vec::new();
     for found in results.into_iter().flatten() {
         if let Some(c) = found.error {
-            let a = access.get_or_insert_with(|| AccessError {
-                class: c,
-                count: 0,
-                first: found.check.message.clone(),
-            });
-            a.count += 1;
-            if severity(c) > severity(a.class) {
-                a.class = c;
+            if access.is_none_or(|a| severity(c) > severity(a)) {
+                access = Some(c);
             }
         }
         checks.push(found.check);

@@ -2621,7 +2621,7 @@ const ROWS: &[Row] = &[
         name: "validate_no_recipe",
         class: Accepts,
         args: &["validate"],
-        msg: "the following required arguments were not provided:\n  --recipe <FILE|URL>",
+        msg: "the following required arguments were not provided:\n  --recipe <FILE|URL|CM>",
         ..R
     },
     Row {

@@ -1,19 +1,24 @@
-//! The test cluster of `.ci/kube/start.sh`: a real kube-apiserver + etcd on
-//! 127.0.0.1, with kubectl and helm beside it. The tests that need it are
-//! `#[ignore = "needs the test cluster (.ci/kube)"]` (or `"needs helm"`), so
-//! a plain `cargo test` lists them as ignored; run with `--include-ignored`
-//! (`make test-all`, which `.ci/run` runs) they fail when it is missing,
-//! never skip.
+//! The test cluster of `.ci/kube/start.sh`: a current Kubernetes control
+//! plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and
+//! kwok playing the kubelet of nodes labelled `type=kwok`) on 127.0.0.1, with
+//! kubectl and helm beside it. The tests that need it are
+//! `#[ignore = "needs the test cluster (.ci/kube)"]` (or `"needs helm"`, or
+//! `"needs the test cluster v1.25+ (.ci/kube)"` for those that need a current
+//! server), so a plain `cargo test` lists them as ignored; run with
+//! `--include-ignored` (`make test-all`, which `.ci/run` runs) they fail when
+//! it is missing, never skip.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Where `.ci/kube/install.sh` put the test environment.
+/// Where `.ci/kube/install.sh` put the test environment: `$KUBE_DIR`, by
+/// default its default (`.ci/run` sets it, to the old cluster of
+/// `.ci/kube/legacy/` when it has to fall back to that one).
 pub fn kube_dir() -> PathBuf {
     std::env::var_os("KUBE_DIR")
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/aicr-test-kube"))
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/aicr-test-kube-modern"))
         })
         .expect("KUBE_DIR or HOME is set")
 }
@@ -60,6 +65,33 @@ pub fn cluster() -> Cluster {
 }
 
 impl Cluster {
+    /// The server's Kubernetes version, as `(minor, "v1.37.2")`.
+    pub fn server_version(&self) -> (u32, String) {
+        let out = self.kubectl(&["version", "-o", "json"], None);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let git = v["serverVersion"]["gitVersion"].as_str().unwrap_or("?");
+        let minor = v["serverVersion"]["minor"]
+            .as_str()
+            .and_then(|m| m.trim_end_matches('+').parse().ok())
+            .unwrap_or_else(|| panic!("no server version in kubectl's answer: {out}"));
+        (minor, git.to_string())
+    }
+
+    /// Fails the test, never skips it, when the server is older than
+    /// Kubernetes 1.`min`: `what` is what the test checks that an older
+    /// server cannot.
+    pub fn require_minor(&self, min: u32, what: &str) {
+        let (minor, git) = self.server_version();
+        assert!(
+            minor >= min,
+            "{what} needs Kubernetes 1.{min}+, but the test cluster at {} is {git}: \
+             start the current one (.ci/kube/install.sh and .ci/kube/start.sh); the old \
+             v1.20.2 cluster of .ci/kube/legacy/ cannot run this test (.ci/run skips it \
+             by name when it falls back to that one)",
+            kube_dir().display()
+        );
+    }
+
     /// Runs kubectl with `stdin`; returns success and stdout+stderr.
     pub fn try_kubectl(&self, args: &[&str], stdin: &str) -> (bool, String) {
         use std::io::Write;

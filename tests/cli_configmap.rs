@@ -20,7 +20,10 @@ use std::time::Duration;
 use common::cluster::{cluster, kube_dir, unique, Cluster};
 use common::{aicr, code, fixture, golden, stderr, stdout};
 
-const SERVER: &str = "https://127.0.0.1:16443";
+/// The test cluster's API server, as errors name it.
+fn server() -> String {
+    cluster().server()
+}
 
 /// A namespace of the test's own, deleted when the test ends.
 struct Ns {
@@ -535,7 +538,11 @@ fn a_two_mib_document_is_refused_and_nothing_is_written() {
 fn missing_configmap_namespace_and_key() {
     let ns = Ns::new("aicr-cm-miss");
     let nope = ns.cm("nope");
-    let want = format!("error: ConfigMap {}/nope not found on {SERVER}\n", ns.name);
+    let want = format!(
+        "error: ConfigMap {}/nope not found on {server}\n",
+        ns.name,
+        server = server()
+    );
     let snap = golden("mock-snapshot-cuj1.yaml");
     let recipe = fixture("validate/recipe-eks-h100-training-ubuntu.yaml");
     let dir = tempfile::tempdir().unwrap();
@@ -569,7 +576,7 @@ fn missing_configmap_namespace_and_key() {
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        format!("error: namespace {}-gone not found on {SERVER}: nothing was written; create it, or write to another namespace\n", ns.name)
+        format!("error: namespace {}-gone not found on {server}: nothing was written; create it, or write to another namespace\n", ns.name, server = server())
     );
 
     ns.kubectl(
@@ -733,7 +740,7 @@ kind: Config
 current-context: user
 clusters:
 - name: local
-  cluster: {{server: '{SERVER}', certificate-authority: {ca}}}
+  cluster: {{server: '{server}', certificate-authority: {ca}}}
 users:
 - name: user
   user: {{client-certificate: {crt}, client-key: {key}}}
@@ -744,6 +751,7 @@ contexts:
             ca = pki.join("ca.crt").display(),
             crt = crt.display(),
             key = key.display(),
+            server = server(),
         ),
     )
     .unwrap();
@@ -783,8 +791,8 @@ fn a_user_without_rights_is_refused_with_exit_4() {
     assert_eq!(
         stderr(&out),
         format!(
-            "error: forbidden: cannot get configmaps \"existing\" in namespace {} (user \"{user}\") on {SERVER}\n",
-            ns.name
+            "error: forbidden: cannot get configmaps \"existing\" in namespace {} (user \"{user}\") on {server}\n",
+            ns.name, server = server()
         )
     );
 
@@ -834,8 +842,8 @@ fn a_user_without_rights_is_refused_with_exit_4() {
     assert_eq!(
         stderr(&out),
         format!(
-            "error: forbidden: cannot create configmaps \"fresh\" in namespace {} (user \"{user}\") on {SERVER}\n",
-            ns.name
+            "error: forbidden: cannot create configmaps \"fresh\" in namespace {} (user \"{user}\") on {server}\n",
+            ns.name, server = server()
         )
     );
     let mut args = RECIPE_ARGS.to_vec();
@@ -845,8 +853,8 @@ fn a_user_without_rights_is_refused_with_exit_4() {
     assert_eq!(
         stderr(&out),
         format!(
-            "error: forbidden: cannot update configmaps \"existing\" in namespace {} (user \"{user}\") on {SERVER}\n",
-            ns.name
+            "error: forbidden: cannot update configmaps \"existing\" in namespace {} (user \"{user}\") on {server}\n",
+            ns.name, server = server()
         )
     );
     assert!(ns.get("fresh").is_none());

@@ -1,6 +1,6 @@
 //! The deployment phase of `aicr validate` through the library
 //! (`aicr::validate::deployment`), against the real kube-apiserver of
-//! `.ci/kube/` (no controllers run there, so the test writes the status a
+//! `.ci/kube/` (no workload controllers run there, so the test writes the status a
 //! controller would, through the status subresource): a recipe of three
 //! components whose objects the test installs, all passing; then one thing
 //! broken at a time; then a user allowed only some reads. Every object has a
@@ -639,7 +639,7 @@ kind: Config
 current-context: limited
 clusters:
 - name: local
-  cluster: {{server: 'https://127.0.0.1:16443', certificate-authority: {ca}}}
+  cluster: {{server: '{server}', certificate-authority: {ca}}}
 users:
 - name: limited
   user: {{client-certificate: {crt}, client-key: {key}}}
@@ -647,6 +647,7 @@ contexts:
 - name: limited
   context: {{cluster: local, user: limited}}
 ",
+            server = cluster().server(),
             ca = pki.join("ca.crt").display(),
             crt = crt.display(),
             key = key.display(),
@@ -704,7 +705,10 @@ fn forbidden_read_fails_its_check_with_class_unauthorized() {
     assert_eq!(object, "apps/v1 Deployment ID-op/operator");
     assert_eq!(
         msg,
-        "forbidden: cannot get deployments.apps \"operator\" in namespace ID-op (user \"aicr-limited-ID\") on https://127.0.0.1:16443"
+        format!(
+            "forbidden: cannot get deployments.apps \"operator\" in namespace ID-op (user \"aicr-limited-ID\") on {}",
+            cluster().server()
+        )
     );
     assert_eq!(out.access, Some(Class::Unauthorized));
     assert_eq!(Class::Unauthorized.exit_code(), 4);

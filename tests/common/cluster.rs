@@ -65,6 +65,38 @@ pub fn cluster() -> Cluster {
 }
 
 impl Cluster {
+    /// The API server's URL, as the kubeconfig names it
+    /// (`https://127.0.0.1:26443`).
+    pub fn server(&self) -> String {
+        self.kubectl(
+            &[
+                "config",
+                "view",
+                "--minify",
+                "-o",
+                "jsonpath={.clusters[0].cluster.server}",
+            ],
+            None,
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// The URL of the cluster's etcd, which `.ci/kube/start.sh` records in
+    /// `$KUBE_DIR/run/etcd-endpoint`.
+    pub fn etcd_url(&self) -> String {
+        let p = kube_dir().join("run/etcd-endpoint");
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: start the cluster with .ci/kube/start.sh",
+                    p.display()
+                )
+            })
+            .trim()
+            .to_string()
+    }
+
     /// The server's Kubernetes version, as `(minor, "v1.37.2")`.
     pub fn server_version(&self) -> (u32, String) {
         let out = self.kubectl(&["version", "-o", "json"], None);

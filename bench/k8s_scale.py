@@ -10,7 +10,7 @@ Usage: bench/k8s_scale.py [--binary PATH] [--go-binary PATH] [--runs N]
 
 It never uses the shared test cluster: it starts a private etcd +
 kube-apiserver of its own with .ci/kube/start.sh (binaries and PKI copied
-from $SRC_KUBE_DIR, default ~/.cache/aicr-test-kube, into --kube-dir,
+from $SRC_KUBE_DIR, default ~/.cache/aicr-test-kube-modern, into --kube-dir,
 default /tmp/kube-scale; ports 13379/13380 and 17443 by default) and stops
 it at the end with .ci/kube/stop.sh, unless --keep.
 
@@ -57,14 +57,18 @@ class Cluster:
 
     def __init__(self, a):
         self.dir = os.path.abspath(a.kube_dir)
+        # The API server alone, with its default watch caches, as a real
+        # cluster runs it (the test cluster lists pods from etcd for the
+        # 410 Gone tests: not here).
         self.env = dict(os.environ, KUBE_DIR=self.dir, ETCD_PORT=str(a.etcd_port),
-                        ETCD_PEER_PORT=str(a.etcd_port + 1), API_PORT=str(a.api_port))
+                        ETCD_PEER_PORT=str(a.etcd_port + 1), API_PORT=str(a.api_port),
+                        ONLY_APISERVER="1", WATCH_CACHE_SIZES="")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
         self.kubectl = os.path.join(self.dir, "bin", "kubectl")
         self.keep = a.keep
-        src = os.path.expanduser(os.environ.get("SRC_KUBE_DIR", "~/.cache/aicr-test-kube"))
+        src = os.path.expanduser(os.environ.get("SRC_KUBE_DIR", "~/.cache/aicr-test-kube-modern"))
         os.makedirs(self.dir, exist_ok=True)
-        for d in ("bin", "pki"):
+        for d in ("bin", "pki", "etc"):
             if not os.path.isdir(os.path.join(self.dir, d)):
                 shutil.copytree(os.path.join(src, d), os.path.join(self.dir, d))
 

@@ -1078,3 +1078,85 @@ fn cli_exit_codes_on_the_installed_stack() {
         common::stdout(&out)
     );
 }
+
+/// `KUBECONFIG` as a list and `--context` through the CLI: the first file's
+/// current-context wins, `--context` picks one from any file, and an
+/// unknown one is exit 2 listing those there are. Each context points at
+/// its own closed port, so the exit-6 message names the server chosen.
+#[test]
+fn cli_kubeconfig_list_and_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (pa, pb) = (closed(), closed());
+    let file = |name: &str, port: u16| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1
+kind: Config
+current-context: {name}
+clusters:
+- name: {name}
+  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
+users:
+- name: {name}
+  user: {{token: hunter2-{name}}}
+contexts:
+- name: {name}
+  context: {{cluster: {name}, user: {name}}}
+"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (a, b) = (file("a", pa), file("b", pb));
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "kind: RecipeResult\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata: {version: t}\ncriteria: {service: any}\n",
+    )
+    .unwrap();
+    let validate = |list: &[&PathBuf], context: Option<&str>| {
+        let mut cmd = common::aicr();
+        cmd.env("KUBECONFIG", std::env::join_paths(list).unwrap())
+            .env("HOME", dir.path())
+            .args(["validate", "--phase", "deployment", "-r"])
+            .arg(&recipe);
+        if let Some(c) = context {
+            cmd.args(["--context", c]);
+        }
+        cmd.output().unwrap()
+    };
+    let reached = |out: &std::process::Output, port: u16| {
+        let err = common::stderr(out);
+        assert_eq!(common::code(out), 6, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: cannot reach https://127.0.0.1:{port} (get /version (cluster-wide)): "
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    };
+    reached(&validate(&[&a, &b], None), pa);
+    reached(&validate(&[&b, &a], None), pb);
+    reached(&validate(&[&a, &b], Some("b")), pb);
+    let out = validate(&[&a, &b], Some("prod"));
+    assert_eq!(common::code(&out), 2);
+    assert_eq!(
+        common::stderr(&out),
+        format!(
+            "error: --context \"prod\" is not in the kubeconfig ({}:{}); contexts: a, b\n",
+            a.display(),
+            b.display()
+        )
+    );
+}

@@ -961,3 +961,206 @@ fn go_registry_loads_without_readiness() {
         assert_eq!(c.readiness, None, "{}", c.name);
     }
 }
+
+/// The installed stack through the whole CLI (`aicr validate --phase
+/// deployment`, the test registry through `--data`): 0 when every check
+/// passes, 1 when one fails, 4 when a read is forbidden, with the client
+/// library silent on stderr.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn cli_exit_codes_on_the_installed_stack() {
+    let s = setup("aicr-dep-cli");
+    s.install();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("registry.yaml"),
+        format!(
+            "apiVersion: aicr.nvidia.com/v1alpha1\nkind: ComponentRegistry\ncomponents:\n{}",
+            s.registry_text()
+        ),
+    )
+    .unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(&recipe, s.recipe_text(CHART_VERSION)).unwrap();
+    let validate = |kc: &Path| {
+        common::aicr()
+            .args(["validate", "--phase", "deployment", "-t", "json", "-r"])
+            .arg(&recipe)
+            .arg("--data")
+            .arg(&data)
+            .arg("-k")
+            .arg(kc)
+            .output()
+            .unwrap()
+    };
+    let statuses = |out: &std::process::Output| -> Vec<(String, String)> {
+        let doc: serde_json::Value =
+            serde_json::from_str(&common::stdout(out)).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().replace(&s.id, "ID"),
+                    c["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let quiet = |out: &std::process::Output| {
+        let err = common::stderr(out);
+        for noise in ["kube", "hyper", "tower", "rustls", "Connect"] {
+            assert!(
+                !err.contains(noise),
+                "client library noise on stderr: {err}"
+            );
+        }
+    };
+
+    let kc = s.c.kubeconfig.clone();
+    let out = validate(&kc);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    quiet(&out);
+    let all = statuses(&out);
+    assert_eq!(all.len(), 9, "{all:?}");
+    assert!(all.iter().all(|(_, st)| st == "passed"), "{all:?}");
+
+    s.set_deployment_ready(1);
+    let out = validate(&kc);
+    assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
+    let failed: Vec<_> = statuses(&out)
+        .into_iter()
+        .filter(|(_, st)| st != "passed")
+        .collect();
+    assert_eq!(
+        failed,
+        [(
+            "test-operator: Deployment ID-op/operator ready".to_string(),
+            "failed".to_string()
+        )]
+    );
+    s.set_deployment_ready(2);
+
+    let limited = limited_kubeconfig(&s, dir.path());
+    let mut out = validate(&limited);
+    for _ in 0..50 {
+        if common::code(&out) == 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = validate(&limited);
+    }
+    assert_eq!(common::code(&out), 4, "{}", common::stderr(&out));
+    quiet(&out);
+    let failed: Vec<_> = statuses(&out)
+        .into_iter()
+        .filter(|(_, st)| st != "passed")
+        .collect();
+    assert_eq!(
+        failed,
+        [(
+            "test-operator: Deployment ID-op/operator ready".to_string(),
+            "failed".to_string()
+        )]
+    );
+    let err = common::stderr(&out);
+    assert_eq!(
+        err,
+        "9 checks: 8 passed, 1 failed, 0 skipped; status: fail\nerror: some reads of the cluster failed (UNAUTHORIZED): the failed checks in the report name each one\n"
+    );
+    // The failed check names the verb, the resource, the user and the server.
+    let want = format!(
+        "forbidden: cannot get deployments.apps \\\"operator\\\" in namespace {}-op (user \\\"aicr-limited-{}\\\") on https://127.0.0.1:16443",
+        s.id, s.id
+    );
+    assert!(
+        common::stdout(&out).contains(&want),
+        "{want}\n{}",
+        common::stdout(&out)
+    );
+}
+
+/// `KUBECONFIG` as a list and `--context` through the CLI: the first file's
+/// current-context wins, `--context` picks one from any file, and an
+/// unknown one is exit 2 listing those there are. Each context points at
+/// its own closed port, so the exit-6 message names the server chosen.
+#[test]
+fn cli_kubeconfig_list_and_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (pa, pb) = (closed(), closed());
+    let file = |name: &str, port: u16| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1
+kind: Config
+current-context: {name}
+clusters:
+- name: {name}
+  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
+users:
+- name: {name}
+  user: {{token: hunter2-{name}}}
+contexts:
+- name: {name}
+  context: {{cluster: {name}, user: {name}}}
+"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (a, b) = (file("a", pa), file("b", pb));
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        "kind: RecipeResult\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata: {version: t}\ncriteria: {service: any}\n",
+    )
+    .unwrap();
+    let validate = |list: &[&PathBuf], context: Option<&str>| {
+        let mut cmd = common::aicr();
+        cmd.env("KUBECONFIG", std::env::join_paths(list).unwrap())
+            .env("HOME", dir.path())
+            .args(["validate", "--phase", "deployment", "-r"])
+            .arg(&recipe);
+        if let Some(c) = context {
+            cmd.args(["--context", c]);
+        }
+        cmd.output().unwrap()
+    };
+    let reached = |out: &std::process::Output, port: u16| {
+        let err = common::stderr(out);
+        assert_eq!(common::code(out), 6, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: cannot reach https://127.0.0.1:{port} (get /version (cluster-wide)): "
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    };
+    reached(&validate(&[&a, &b], None), pa);
+    reached(&validate(&[&b, &a], None), pb);
+    reached(&validate(&[&a, &b], Some("b")), pb);
+    let out = validate(&[&a, &b], Some("prod"));
+    assert_eq!(common::code(&out), 2);
+    assert_eq!(
+        common::stderr(&out),
+        format!(
+            "error: --context \"prod\" is not in the kubeconfig ({}:{}); contexts: a, b\n",
+            a.display(),
+            b.display()
+        )
+    );
+}

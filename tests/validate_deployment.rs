@@ -1073,8 +1073,10 @@ fn cli_exit_codes_on_the_installed_stack() {
     );
     // The failed check names the verb, the resource, the user and the server.
     let want = format!(
-        "forbidden: cannot get deployments.apps \\\"operator\\\" in namespace {}-op (user \\\"aicr-limited-{}\\\") on https://127.0.0.1:16443",
-        s.id, s.id
+        "forbidden: cannot get deployments.apps \\\"operator\\\" in namespace {}-op (user \\\"aicr-limited-{}\\\") on {}",
+        s.id,
+        s.id,
+        cluster().server()
     );
     assert!(
         common::stdout(&out).contains(&want),

@@ -250,6 +250,10 @@ def bench(a, binary, sizes, cluster):
 
     t = time.perf_counter()
     cluster.create([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
+    # No controller manager runs to create the namespace's default
+    # ServiceAccount, which pod admission requires.
+    cluster.create([{"apiVersion": "v1", "kind": "ServiceAccount",
+                     "metadata": {"name": "default", "namespace": NAMESPACE}}])
     cluster.create([node(i) for i in range(NODES)])
     print(f"{NODES} nodes created in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     print(f"binary: {binary} ({os.path.getsize(binary) / 1024 / 1024:.2f} MiB), {a.runs} runs per size, "

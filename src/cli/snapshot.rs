@@ -141,6 +141,10 @@ pub struct AgentArgs {
     )]
     pub runtime_class: Option<String>,
 
+    /// Kubeconfig context of the agent's cluster [default: its current-context]
+    #[arg(long, value_name = "NAME", help_heading = "Agent")]
+    pub context: Option<String>,
+
     /// Keep the agent's objects after the run, and list them
     #[arg(long, help_heading = "Agent")]
     pub no_cleanup: bool,
@@ -331,6 +335,7 @@ fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
         ("--require-gpu", a.require_gpu),
         ("--runtime-class", a.runtime_class.is_some()),
         ("--no-cleanup", a.no_cleanup),
+        ("--context", a.context.is_some()),
         ("--run-id", a.run_id.is_some()),
     ];
     match given.iter().find(|(_, g)| *g) {
@@ -564,7 +569,7 @@ impl AgentSettings {
         }
         let cluster = crate::k8s::ClusterSettings::resolve(
             args.kubeconfig,
-            None,
+            a.context,
             configmap::TIMEOUT,
             &crate::k8s::Env::from_process(),
         )?;

@@ -25,9 +25,9 @@ const POLL: Duration = Duration::from_millis(500);
 pub enum Error {
     #[error(transparent)]
     Access(#[from] access::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     ConfigMap(Box<configmap::Error>),
-    #[error("{0}")]
+    #[error(transparent)]
     Request(#[from] RequestError),
     #[error("not allowed to run the snapshot agent on {server} (nothing was created); missing permissions:\n{}", missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
     Forbidden {
@@ -166,18 +166,15 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(e.to_string()))?;
-    let quiet = tracing::subscriber::NoSubscriber::default();
     let (client, server) = rt.block_on(cluster.client())?;
     let conn = Conn {
         client,
         server,
         timeout: cluster.timeout,
     };
-    tracing::subscriber::with_default(quiet, || rt.block_on(conn.check(spec)))?;
+    rt.block_on(conn.check(spec))?;
     let mut created = Vec::new();
-    let result = tracing::subscriber::with_default(quiet, || {
-        rt.block_on(conn.create_and_wait(spec, &mut created, &signals, progress))
-    });
+    let result = rt.block_on(conn.create_and_wait(spec, &mut created, &signals, progress));
     // The ConfigMap is read by the cm:// code, on a runtime of its own.
     let result = result.and_then(|()| {
         progress("reading the snapshot");
@@ -196,7 +193,7 @@ pub fn run(
         created
     } else {
         progress("cleaning up");
-        tracing::subscriber::with_default(quiet, || rt.block_on(conn.delete_all(&created)))
+        rt.block_on(conn.delete_all(&created))
     };
     if signals.pending() {
         tracing::warn!(

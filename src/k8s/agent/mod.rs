@@ -23,6 +23,10 @@ pub const RUN_LABEL: &str = "app.kubernetes.io/instance";
 pub const NON_ROOT_ID: i64 = 65532;
 /// How long a finished Job stays if cleanup did not run (a safety net).
 pub const TTL_AFTER_FINISHED: i64 = 600;
+/// How much longer than the CLI's wait the Job may run: the CLI gives up
+/// first and reports the pod's state; the Job's own deadline is the safety
+/// net when the CLI is gone.
+pub const JOB_DEADLINE_MARGIN: u64 = 60;
 /// Where `--privileged` mounts the node's `/` (read-only).
 pub const HOST_ROOT: &str = "/host";
 /// The node selector used when none is given.
@@ -382,7 +386,7 @@ impl Spec {
             "metadata": self.meta(&name, true),
             "spec": {
                 "backoffLimit": 0,
-                "activeDeadlineSeconds": self.timeout.as_secs().max(1),
+                "activeDeadlineSeconds": self.timeout.as_secs() + JOB_DEADLINE_MARGIN,
                 "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
                 "template": {
                     "metadata": { "labels": self.labels() },

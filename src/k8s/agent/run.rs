@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use kube::api::{DeleteParams, GetParams, ListParams, PostParams, PropagationPolicy};
 use serde_json::{json, Value};
 
@@ -16,6 +17,9 @@ use super::{ObjectRef, Spec};
 use crate::error::{Class, Classify};
 use crate::k8s::access::{self, ClusterSettings, RequestError};
 use crate::k8s::configmap::{self, DocKind, Target};
+
+/// The largest answer read (a list of the run's pods is far smaller).
+const MAX_RESPONSE_BYTES: usize = configmap::MAX_RESPONSE_BYTES;
 
 /// How often the Job is looked at.
 const POLL: Duration = Duration::from_millis(500);
@@ -245,11 +249,57 @@ impl Conn {
             message: format!("cannot build the request {req}: {e}"),
             code: None,
         })?;
-        match tokio::time::timeout(self.timeout, self.client.request::<Value>(http)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(access::request_error(&e, &req, &self.server)),
-            Err(_) => Err(access::timed_out(&req, &self.server, self.timeout)),
+        let exchange = async {
+            let resp = self
+                .client
+                .send(http.map(kube::client::Body::from))
+                .await
+                .map_err(|e| access::request_error(&e, &req, &self.server))?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            let mut bytes = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| access::request_error(&e, &req, &self.server))?;
+                if let Ok(chunk) = frame.into_data() {
+                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Err(RequestError {
+                            class: Class::Unavailable,
+                            code: None,
+                            message: format!(
+                                "{} answered {req} with more than {} MiB",
+                                self.server,
+                                MAX_RESPONSE_BYTES >> 20
+                            ),
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            Ok((status, bytes))
+        };
+        let (status, bytes) = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return Err(access::timed_out(&req, &self.server, self.timeout)),
+            Ok(r) => r?,
+        };
+        if !status.is_success() {
+            let s = serde_json::from_slice::<kube::core::Status>(&bytes)
+                .ok()
+                .filter(|s| s.code == status.as_u16())
+                .unwrap_or_else(|| {
+                    kube::core::Status::failure("(no Status in the answer)", "Unknown")
+                        .with_code(status.as_u16())
+                });
+            let e = kube::Error::Api(s.boxed());
+            return Err(access::request_error(&e, &req, &self.server));
         }
+        serde_json::from_slice(&bytes).map_err(|e| RequestError {
+            class: Class::Unavailable,
+            code: None,
+            message: format!(
+                "{} answered {req} with something not JSON: {e}",
+                self.server
+            ),
+        })
     }
 
     /// Asks the server about every permission; all missing ones in one error.

@@ -900,3 +900,93 @@ fn missing_permissions_are_listed_before_anything_is_created() {
     assert_eq!(err.matches("\n  - ").count(), 24, "{err}");
     assert_nothing_left(&c, &ns.name, &run);
 }
+
+/// `--no-cleanup` keeps every object, also when the run fails, and says
+/// which and how to delete them.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn no_cleanup_keeps_and_lists_the_objects() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-keep");
+    let run = format!("k{}", &unique("x").replace('-', "")[1..12]);
+    let agent = Agent::start(
+        &c,
+        &[
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--timeout",
+            "2s",
+            "--no-cleanup",
+            "--node-selector",
+            &format!("aicr-test/run={run}"),
+        ],
+    );
+    let (status, _, err) = agent.finish();
+    assert_eq!(status.code(), Some(5), "{err}");
+    let name = format!("aicr-snapshot-{run}");
+    let cname = format!("aicr-snapshot-{}-{run}", ns.name);
+    for kept in [
+        format!("ServiceAccount {}/{name}", ns.name),
+        format!("ConfigMap {}/{name}", ns.name),
+        format!("Role {}/{name}", ns.name),
+        format!("RoleBinding {}/{name}", ns.name),
+        format!("ClusterRole {cname}"),
+        format!("ClusterRoleBinding {cname}"),
+        format!("Job {}/{name}", ns.name),
+    ] {
+        assert!(
+            err.contains(&format!("warning: --no-cleanup: kept {kept}\n")),
+            "{kept}: {err}"
+        );
+    }
+    let sel = format!("app.kubernetes.io/instance={run}");
+    let there = c.kubectl(
+        &[
+            "get",
+            "job,role,rolebinding,serviceaccount,configmap",
+            "-n",
+            &ns.name,
+            "-l",
+            &sel,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(there.lines().count(), 5, "{there}");
+    let cluster_there = c.kubectl(
+        &[
+            "get",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            &sel,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(cluster_there.lines().count(), 2, "{cluster_there}");
+    // The command the warning gives removes them.
+    assert!(err.contains(&format!(
+        "delete them with: kubectl delete job,configmap,role,rolebinding,serviceaccount -n {} -l {sel} && kubectl delete clusterrole,clusterrolebinding -l {sel}",
+        ns.name
+    )), "{err}");
+    c.kubectl(
+        &[
+            "delete",
+            "job,configmap,role,rolebinding,serviceaccount",
+            "-n",
+            &ns.name,
+            "-l",
+            &sel,
+        ],
+        None,
+    );
+    c.kubectl(
+        &["delete", "clusterrole,clusterrolebinding", "-l", &sel],
+        None,
+    );
+    assert_nothing_left(&c, &ns.name, &run);
+}

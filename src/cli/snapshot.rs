@@ -626,17 +626,7 @@ fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
     let outcome = agent::run::run(&s.spec, &s.cluster, s.keep, &mut |m| progress.show(m));
     progress.finish();
     let outcome = outcome?;
-    if s.keep {
-        for k in &outcome.kept {
-            tracing::warn!("--no-cleanup: kept {k}");
-        }
-        tracing::warn!(
-            "delete them with: kubectl delete job,configmap,role,rolebinding,serviceaccount -n {} -l {} && kubectl delete clusterrole,clusterrolebinding -l {}",
-            s.spec.namespace,
-            s.spec.selector(),
-            s.spec.selector()
-        );
-    } else if !outcome.kept.is_empty() {
+    if !s.keep && !outcome.kept.is_empty() {
         tracing::warn!(
             "could not delete {} of the agent's objects; find them with the label {}",
             outcome.kept.len(),

@@ -194,6 +194,17 @@ pub fn run(
             .map_err(|e| Error::ConfigMap(Box::new(e)))
     });
     let kept = if keep {
+        // Said here, so a failed run lists them too.
+        for k in &created {
+            tracing::warn!("--no-cleanup: kept {k}");
+        }
+        if !created.is_empty() {
+            tracing::warn!(
+                "delete them with: kubectl delete job,configmap,role,rolebinding,serviceaccount -n {} -l {sel} && kubectl delete clusterrole,clusterrolebinding -l {sel}",
+                spec.namespace,
+                sel = spec.selector()
+            );
+        }
         created
     } else {
         progress("cleaning up");

@@ -990,3 +990,45 @@ fn no_cleanup_keeps_and_lists_the_objects() {
     );
     assert_nothing_left(&c, &ns.name, &run);
 }
+
+/// The Containerfile, read as a builder would: a pinned base (no `latest`),
+/// the binary built from this checkout with the lock file, a runtime stage
+/// that runs as 65532 with `aicr` as an exec-form entrypoint, and nothing
+/// fetched by `ADD` from the network. (No linter such as hadolint is
+/// available here; this checks the structure the agent depends on.)
+#[test]
+fn containerfile_structure() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Containerfile"))
+        .expect("a Containerfile at the top level");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .copied()
+        .collect();
+    assert_eq!(froms.len(), 2, "a build and a runtime stage: {froms:?}");
+    for f in &froms {
+        let image = f.split_whitespace().nth(1).unwrap();
+        assert!(image.contains(':'), "{image}: pin a tag");
+        assert!(!image.ends_with(":latest"), "{image}: not latest");
+    }
+    let runtime = text.rsplit("\nFROM ").next().unwrap();
+    assert!(runtime.contains("\nUSER 65532:65532\n"), "{runtime}");
+    assert!(
+        runtime.contains("\nENTRYPOINT [\"/usr/local/bin/aicr\"]"),
+        "{runtime}"
+    );
+    assert!(runtime.contains("COPY --from=build /src/target/release/aicr /usr/local/bin/aicr"));
+    assert!(text.contains("cargo build --release --locked --bin aicr"));
+    assert!(!lines.iter().any(|l| l.starts_with("ADD ")), "no ADD");
+    // The build context leaves out build outputs and history.
+    let ignore =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.containerignore")).unwrap();
+    for p in ["target", ".git"] {
+        assert!(ignore.lines().any(|l| l == p), "{p}");
+    }
+}

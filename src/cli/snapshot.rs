@@ -382,6 +382,8 @@ struct AgentSettings {
 
 impl AgentSettings {
     fn resolve(args: SnapshotArgs, env: &AgentEnv) -> Result<AgentSettings> {
+        let (node_selector, tolerations) = placement(&args.agent)?;
+        let (snapshot_args, not_collected) = pod_collector_args(&args, args.agent.privileged)?;
         let a = args.agent;
         let (output, format) = args.out.resolve(Format::Yaml)?;
         if a.dry_run {
@@ -486,87 +488,6 @@ impl AgentSettings {
             ))
             .into());
         }
-        let mut node_selector = std::collections::BTreeMap::new();
-        for ns in &a.node_selector {
-            let (k, v) = agent::parse_node_selector(ns).map_err(UsageError)?;
-            node_selector.insert(k, v);
-        }
-        if node_selector.is_empty() {
-            let (k, v) = agent::DEFAULT_NODE_SELECTOR;
-            node_selector.insert(k.to_string(), v.to_string());
-        }
-        let mut tolerations = Vec::new();
-        for t in &a.toleration {
-            tolerations.push(agent::Toleration::parse(t).map_err(UsageError)?);
-        }
-        if tolerations.is_empty() {
-            tolerations.push(agent::Toleration {
-                key: agent::DEFAULT_TOLERATION.into(),
-                value: None,
-                effect: None,
-            });
-        }
-        // The collector flags travel to the pod; their names were checked
-        // by the local resolution's rules.
-        let known = collector::names();
-        for name in args.filter.iter().chain(&args.exclude) {
-            if !known.contains(&name.trim()) {
-                return Err(UsageError(format!(
-                    "unknown collector {name:?} in --filter/--exclude; collectors: {}",
-                    known.join(", ")
-                ))
-                .into());
-            }
-        }
-        // Without --privileged the pod sees its own /etc and /proc, not the
-        // node's: the host-file collectors are not run there, and their
-        // measurements are marked unavailable with the reason.
-        let filter: Vec<String> = args.filter.iter().map(|f| f.trim().to_string()).collect();
-        let mut exclude: Vec<String> = args.exclude.iter().map(|f| f.trim().to_string()).collect();
-        let mut not_collected = Vec::new();
-        if !a.privileged {
-            for (name, kind) in HOST_COLLECTORS {
-                if filter.iter().any(|f| f == name) {
-                    return Err(UsageError(format!(
-                        "--filter {name}: the {name} collector reads the node's files, which the agent sees only with --privileged"
-                    ))
-                    .into());
-                }
-                let wanted = (filter.is_empty() || filter.iter().any(|f| f == name))
-                    && !exclude.iter().any(|f| f == name);
-                if wanted {
-                    exclude.push(name.to_string());
-                    not_collected.push(kind);
-                }
-            }
-        }
-        let left = known
-            .iter()
-            .filter(|k| filter.is_empty() || filter.iter().any(|f| f == *k))
-            .filter(|k| !exclude.iter().any(|f| f == *k))
-            .count();
-        if left == 0 {
-            return Err(UsageError(
-                "--filter and --exclude leave no collector for the agent to run (without --privileged it runs neither os nor systemd)".into(),
-            )
-            .into());
-        }
-        let mut snapshot_args = Vec::new();
-        if !filter.is_empty() {
-            snapshot_args.push("--filter".to_string());
-            snapshot_args.push(filter.join(","));
-        }
-        if !exclude.is_empty() {
-            snapshot_args.push("--exclude".to_string());
-            snapshot_args.push(exclude.join(","));
-        }
-        if args.no_timestamp {
-            snapshot_args.push("--no-timestamp".into());
-        }
-        if args.gpu_source != GpuSource::Auto {
-            snapshot_args.push("--gpu-source".into());
-            snapshot_args.push(format!("{:?}", args.gpu_source).to_lowercase());
-        }
         let cluster = crate::k8s::ClusterSettings::resolve(
             args.kubeconfig,
             a.context,
@@ -597,6 +518,106 @@ impl AgentSettings {
             cluster,
         })
     }
+}
+
+/// `--node-selector` and `--toleration`, or their defaults.
+fn placement(
+    a: &AgentArgs,
+) -> Result<(
+    std::collections::BTreeMap<String, String>,
+    Vec<agent::Toleration>,
+)> {
+    let mut node_selector = std::collections::BTreeMap::new();
+    for ns in &a.node_selector {
+        let (k, v) = agent::parse_node_selector(ns).map_err(UsageError)?;
+        node_selector.insert(k, v);
+    }
+    if node_selector.is_empty() {
+        let (k, v) = agent::DEFAULT_NODE_SELECTOR;
+        node_selector.insert(k.to_string(), v.to_string());
+    }
+    let mut tolerations = Vec::new();
+    for t in &a.toleration {
+        tolerations.push(agent::Toleration::parse(t).map_err(UsageError)?);
+    }
+    if tolerations.is_empty() {
+        tolerations.push(agent::Toleration {
+            key: agent::DEFAULT_TOLERATION.into(),
+            value: None,
+            effect: None,
+        });
+    }
+    Ok((node_selector, tolerations))
+}
+
+/// The collector flags passed on to the pod, and the measurements it
+/// cannot take (without `--privileged`).
+fn pod_collector_args(
+    args: &SnapshotArgs,
+    privileged: bool,
+) -> Result<(Vec<String>, Vec<MeasurementType>)> {
+    // The collector flags travel to the pod; their names were checked
+    // by the local resolution's rules.
+    let known = collector::names();
+    for name in args.filter.iter().chain(&args.exclude) {
+        if !known.contains(&name.trim()) {
+            return Err(UsageError(format!(
+                "unknown collector {name:?} in --filter/--exclude; collectors: {}",
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
+    // Without --privileged the pod sees its own /etc and /proc, not the
+    // node's: the host-file collectors are not run there, and their
+    // measurements are marked unavailable with the reason.
+    let filter: Vec<String> = args.filter.iter().map(|f| f.trim().to_string()).collect();
+    let mut exclude: Vec<String> = args.exclude.iter().map(|f| f.trim().to_string()).collect();
+    let mut not_collected = Vec::new();
+    if !privileged {
+        for (name, kind) in HOST_COLLECTORS {
+            if filter.iter().any(|f| f == name) {
+                return Err(UsageError(format!(
+                    "--filter {name}: the {name} collector reads the node's files, which the agent sees only with --privileged"
+                ))
+                .into());
+            }
+            let wanted = (filter.is_empty() || filter.iter().any(|f| f == name))
+                && !exclude.iter().any(|f| f == name);
+            if wanted {
+                exclude.push(name.to_string());
+                not_collected.push(kind);
+            }
+        }
+    }
+    let left = known
+        .iter()
+        .filter(|k| filter.is_empty() || filter.iter().any(|f| f == *k))
+        .filter(|k| !exclude.iter().any(|f| f == *k))
+        .count();
+    if left == 0 {
+        return Err(UsageError(
+            "--filter and --exclude leave no collector for the agent to run (without --privileged it runs neither os nor systemd)".into(),
+        )
+        .into());
+    }
+    let mut snapshot_args = Vec::new();
+    if !filter.is_empty() {
+        snapshot_args.push("--filter".to_string());
+        snapshot_args.push(filter.join(","));
+    }
+    if !exclude.is_empty() {
+        snapshot_args.push("--exclude".to_string());
+        snapshot_args.push(exclude.join(","));
+    }
+    if args.no_timestamp {
+        snapshot_args.push("--no-timestamp".into());
+    }
+    if args.gpu_source != GpuSource::Auto {
+        snapshot_args.push("--gpu-source".into());
+        snapshot_args.push(format!("{:?}", args.gpu_source).to_lowercase());
+    }
+    Ok((snapshot_args, not_collected))
 }
 
 /// `snapshot --agent`: prints the manifests (`--dry-run`), or runs the

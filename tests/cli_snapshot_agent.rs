@@ -1032,3 +1032,37 @@ fn containerfile_structure() {
         assert!(ignore.lines().any(|l| l == p), "{p}");
     }
 }
+
+/// A namespace that does not exist: exit 3 naming it, nothing left (the
+/// cluster-scoped objects come after the namespaced ones).
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn missing_namespace_is_not_found() {
+    let c = modern();
+    let ns = unique("agent-none");
+    let run = format!("n{}", &unique("x").replace('-', "")[1..12]);
+    let (status, out, err) = Agent::start(&c, &["-n", &ns, "--run-id", &run]).finish();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(&format!("error: namespace {ns} does not exist on https://")),
+        "{err}"
+    );
+    assert!(
+        err.contains(": create it, or give another with -n/--namespace"),
+        "{err}"
+    );
+    let sel = format!("app.kubernetes.io/instance={run}");
+    let left = c.kubectl(
+        &[
+            "get",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            &sel,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(left, "");
+}

@@ -376,14 +376,30 @@ impl Conn {
             };
             let http =
                 kube::core::Request::new(&obj.collection).create(&pp, m.to_string().into_bytes());
-            self.call(
-                http,
-                "create",
-                obj.resource,
-                Some(&obj.name),
-                obj.namespace.as_deref(),
-            )
-            .await?;
+            match self
+                .call(
+                    http,
+                    "create",
+                    obj.resource,
+                    Some(&obj.name),
+                    obj.namespace.as_deref(),
+                )
+                .await
+            {
+                // A create answered 404: the namespace is missing.
+                Err(e) if e.code == Some(404) && obj.namespace.is_some() => {
+                    return Err(Error::Request(RequestError {
+                        message: format!(
+                            "namespace {} does not exist on {}: create it, or give another with -n/--namespace",
+                            spec.namespace, self.server
+                        ),
+                        ..e
+                    }));
+                }
+                r => {
+                    r?;
+                }
+            }
         }
         self.wait(spec, signals, progress).await
     }

@@ -313,32 +313,14 @@ impl Conn {
         })
     }
 
-    /// Asks the server about every permission; all missing ones in one error.
+    /// Asks the server about every permission, all at once (so the check
+    /// takes one request's deadline); all missing ones in one error.
     async fn check(&self, spec: &Spec) -> Result<(), Error> {
+        let perms = permissions(spec);
+        let answers = futures_util::future::join_all(perms.iter().map(|p| self.allowed(p))).await;
         let mut missing = Vec::new();
-        for p in permissions(spec) {
-            let mut attrs = json!({ "verb": p.verb, "resource": p.resource, "group": p.group });
-            if let Some(ns) = &p.namespace {
-                attrs["namespace"] = json!(ns);
-            }
-            let body = json!({
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SelfSubjectAccessReview",
-                "spec": { "resourceAttributes": attrs },
-            });
-            let http =
-                kube::core::Request::new("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
-                    .create(&PostParams::default(), body.to_string().into_bytes());
-            let answer = self
-                .call(
-                    http,
-                    "create",
-                    "selfsubjectaccessreviews.authorization.k8s.io",
-                    None,
-                    None,
-                )
-                .await?;
-            if answer.pointer("/status/allowed").and_then(Value::as_bool) != Some(true) {
+        for (p, a) in perms.iter().zip(answers) {
+            if !a? {
                 missing.push(p.to_string());
             }
         }
@@ -350,6 +332,32 @@ impl Conn {
                 missing,
             })
         }
+    }
+
+    /// One SelfSubjectAccessReview: whether the server says yes.
+    async fn allowed(&self, p: &Permission) -> Result<bool, RequestError> {
+        let mut attrs = json!({ "verb": p.verb, "resource": p.resource, "group": p.group });
+        if let Some(ns) = &p.namespace {
+            attrs["namespace"] = json!(ns);
+        }
+        let body = json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": { "resourceAttributes": attrs },
+        });
+        let http =
+            kube::core::Request::new("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+                .create(&PostParams::default(), body.to_string().into_bytes());
+        let answer = self
+            .call(
+                http,
+                "create",
+                "selfsubjectaccessreviews.authorization.k8s.io",
+                None,
+                None,
+            )
+            .await?;
+        Ok(answer.pointer("/status/allowed").and_then(Value::as_bool) == Some(true))
     }
 
     async fn create_and_wait(

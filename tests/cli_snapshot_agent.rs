@@ -363,7 +363,7 @@ impl Agent {
                 break s;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
+                // Drop stops it (SIGTERM, so it cleans up).
                 panic!(
                     "the agent run did not end within 60 s: {}",
                     std::fs::read_to_string(&self.err).unwrap_or_default()
@@ -380,7 +380,18 @@ impl Agent {
 }
 
 impl Drop for Agent {
+    /// A test that failed half-way stops the CLI the way a user would
+    /// (SIGTERM), so it deletes its objects; killed only if it has not
+    /// ended after 30 s.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on the child's pid, which has not been reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1167,13 +1167,13 @@ fn recover_leftovers(t: &Target) {
 /// SIGINT, SIGTERM and SIGHUP held back (blocked) for as long as this
 /// lives; one that arrived meanwhile is delivered when it is dropped, once
 /// the directory is consistent again.
-struct HeldSignals {
+pub struct HeldSignals {
     old: libc::sigset_t,
     held: libc::sigset_t,
 }
 
 impl HeldSignals {
-    fn hold() -> HeldSignals {
+    pub fn hold() -> HeldSignals {
         // SAFETY: sigset_t is plain data, initialised by sigemptyset before
         // use; pthread_sigmask only reads `held` and writes `old`.
         unsafe {
@@ -1189,7 +1189,7 @@ impl HeldSignals {
     }
 
     /// Whether one of the held signals has arrived.
-    fn pending(&self) -> bool {
+    pub fn pending(&self) -> bool {
         // SAFETY: as above; sigpending writes the set it is given.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();

@@ -1,6 +1,9 @@
 //! `aicr snapshot`: runs the collectors on this node (or over `--root`) and
 //! writes a `Snapshot` to stdout, a file or a ConfigMap (`-o cm://`). Sources that are absent are reported as unavailable
-//! with the reason; the command still succeeds.
+//! with the reason; the command still succeeds. With `--agent` it resolves
+//! the agent flags into a [`crate::k8s::agent::Spec`] and has
+//! [`crate::k8s::agent::run`] capture the snapshot on a GPU node of the
+//! cluster instead (or prints the objects with `--dry-run`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +16,8 @@ use super::configmap::{self, Doc};
 use super::{ExitStatus, OutputArgs};
 use crate::collector::{self, ClusterConfig, Collector, Context, GpuSource};
 use crate::error::UsageError;
-use crate::measurement::{Snapshot, SNAPSHOT_KIND};
+use crate::k8s::agent;
+use crate::measurement::{Measurement, MeasurementType, Snapshot, SNAPSHOT_KIND};
 use crate::serializer::{self, Format, Output, API_VERSION};
 
 #[derive(Debug, Args)]
@@ -43,14 +47,10 @@ pub struct SnapshotArgs {
     )]
     pub exclude: Vec<String>,
 
-    /// Deadline of each collector, e.g. 500ms, 10s, 1m (at most 1h)
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        help_heading = "Collectors"
-    )]
-    pub timeout: String,
+    /// Deadline of each collector, e.g. 500ms, 10s, 1m (at most 1h) [default: 10s];
+    /// with --agent: the wait for the agent's Job [default: 5m]
+    #[arg(long, value_name = "DURATION", help_heading = "Collectors")]
+    pub timeout: Option<String>,
 
     /// Read the node's files under DIR instead of / (a mounted host filesystem, or a test fixture);
     /// GPUs are read from the live driver, and systemd only on the live host
@@ -79,6 +79,79 @@ pub struct SnapshotArgs {
     /// Kubeconfig file, for the k8s collector and -o cm:// (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
     #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// The agent flags (Go aicr's names; see the README, "snapshot --agent").
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Capture the snapshot on a GPU node of the cluster, through a Job, instead of on this host
+    #[arg(long, help_heading = "Agent")]
+    pub agent: bool,
+
+    /// Print the objects --agent would create (a YAML stream) and create nothing
+    #[arg(long, help_heading = "Agent")]
+    pub dry_run: bool,
+
+    /// Namespace of the agent's objects [env: AICR_NAMESPACE] [default: default]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", help_heading = "Agent")]
+    pub namespace: Option<String>,
+
+    /// Image of the agent's container [env: AICR_IMAGE] [default: ghcr.io/aicr-rs/aicr:v<version>]
+    #[arg(long, value_name = "IMAGE", help_heading = "Agent")]
+    pub image: Option<String>,
+
+    /// Secret for pulling the image (repeatable)
+    #[arg(long, value_name = "NAME", help_heading = "Agent")]
+    pub image_pull_secret: Vec<String>,
+
+    /// Prefix of the agent's object names, followed by -snapshot-<run id> [default: aicr]
+    #[arg(long, value_name = "NAME", help_heading = "Agent")]
+    pub job_name: Option<String>,
+
+    /// Run as this existing ServiceAccount instead of creating one
+    #[arg(long, value_name = "NAME", help_heading = "Agent")]
+    pub service_account_name: Option<String>,
+
+    /// Schedule only on nodes with this label, key=value (repeatable) [default: nvidia.com/gpu.present=true]
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Agent")]
+    pub node_selector: Vec<String>,
+
+    /// Tolerate a taint: key, key=value, key:Effect or key=value:Effect (repeatable; replaces the default) [default: nvidia.com/gpu]
+    #[arg(long, value_name = "TAINT", help_heading = "Agent")]
+    pub toleration: Vec<String>,
+
+    /// Run privileged with the host's / read-only at /host and its PID namespace (all collectors);
+    /// off: the pod passes Pod Security "restricted" and sees no host files
+    #[arg(long, help_heading = "Agent")]
+    pub privileged: bool,
+
+    /// Request one nvidia.com/gpu for the pod [env: AICR_REQUIRE_GPU]
+    #[arg(long, help_heading = "Agent")]
+    pub require_gpu: bool,
+
+    /// runtimeClassName of the pod (nvidia-smi access without taking a GPU) [env: AICR_RUNTIME_CLASS]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "require_gpu",
+        help_heading = "Agent"
+    )]
+    pub runtime_class: Option<String>,
+
+    /// Kubeconfig context of the agent's cluster [default: its current-context]
+    #[arg(long, value_name = "NAME", help_heading = "Agent")]
+    pub context: Option<String>,
+
+    /// Keep the agent's objects after the run, and list them
+    #[arg(long, help_heading = "Agent")]
+    pub no_cleanup: bool,
+
+    /// The run id in every object's name and label (lowercase letters and digits, at most 16) [default: random]
+    #[arg(long, value_name = "ID", help_heading = "Agent")]
+    pub run_id: Option<String>,
 }
 
 struct Settings {
@@ -115,7 +188,7 @@ impl Settings {
                 UsageError("--filter and --exclude leave no collector to run".into()).into(),
             );
         }
-        let timeout = parse_timeout(&args.timeout)?;
+        let timeout = parse_timeout(args.timeout.as_deref().unwrap_or("10s"))?;
         match std::fs::metadata(&args.root) {
             // Missing is not found (3), unreadable unauthorized (4).
             Err(io) => {
@@ -188,6 +261,10 @@ pub(super) fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
 }
 
 pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
+    if args.agent.agent {
+        return run_agent(AgentSettings::resolve(args, &AgentEnv::from_process())?);
+    }
+    refuse_agent_flags(&args.agent)?;
     let mut settings = Settings::resolve(args)?;
     let node = match settings.context.node_name.clone() {
         Some(n) => n,
@@ -210,22 +287,440 @@ pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
         metadata,
         measurements,
     };
-    let text = match settings.format {
+    emit_snapshot(
+        &snapshot,
+        &settings.output,
+        settings.format,
+        &settings.cluster,
+    )
+}
+
+/// Writes a snapshot in `format` where `-o` says.
+fn emit_snapshot(
+    snapshot: &Snapshot,
+    output: &Output,
+    format: Format,
+    cluster: &crate::k8s::ClusterSettings,
+) -> Result<ExitStatus> {
+    let text = match format {
         Format::Table => snapshot.to_table(),
         f => serializer::render(
-            &serde_json::to_value(&snapshot)
+            &serde_json::to_value(snapshot)
                 .map_err(|e| crate::error::Error::new(crate::error::Class::Internal, e))?,
             f,
         ),
     };
     let doc = Doc {
         kind: crate::k8s::configmap::DocKind::Snapshot,
-        format: settings.format,
+        format,
         text: &text,
         timestamp: snapshot.metadata.get("timestamp").map(String::as_str),
     };
-    configmap::emit_document(&settings.output, &doc, &settings.cluster)?;
+    configmap::emit_document(output, &doc, cluster)?;
     Ok(ExitStatus::Success)
+}
+
+/// The agent flags given without `--agent`: refused, naming the first.
+fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
+    let given = [
+        ("--dry-run", a.dry_run),
+        ("-n/--namespace", a.namespace.is_some()),
+        ("--image", a.image.is_some()),
+        ("--image-pull-secret", !a.image_pull_secret.is_empty()),
+        ("--job-name", a.job_name.is_some()),
+        ("--service-account-name", a.service_account_name.is_some()),
+        ("--node-selector", !a.node_selector.is_empty()),
+        ("--toleration", !a.toleration.is_empty()),
+        ("--privileged", a.privileged),
+        ("--require-gpu", a.require_gpu),
+        ("--runtime-class", a.runtime_class.is_some()),
+        ("--no-cleanup", a.no_cleanup),
+        ("--context", a.context.is_some()),
+        ("--run-id", a.run_id.is_some()),
+    ];
+    match given.iter().find(|(_, g)| *g) {
+        Some((flag, _)) => Err(UsageError(format!(
+            "{flag} is an agent option: add --agent to capture the snapshot through a Job in the cluster"
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The environment variables of the agent flags (Go aicr's).
+#[derive(Debug, Default)]
+pub struct AgentEnv {
+    pub namespace: Option<String>,
+    pub image: Option<String>,
+    pub require_gpu: Option<String>,
+    pub runtime_class: Option<String>,
+}
+
+impl AgentEnv {
+    fn from_process() -> AgentEnv {
+        let get = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        AgentEnv {
+            namespace: get("AICR_NAMESPACE"),
+            image: get("AICR_IMAGE"),
+            require_gpu: get("AICR_REQUIRE_GPU"),
+            runtime_class: get("AICR_RUNTIME_CLASS"),
+        }
+    }
+}
+
+/// `snapshot --agent`, resolved.
+struct AgentSettings {
+    spec: agent::Spec,
+    dry_run: bool,
+    keep: bool,
+    /// Measurements the restricted pod cannot take.
+    not_collected: Vec<MeasurementType>,
+    output: Output,
+    format: Format,
+    cluster: crate::k8s::ClusterSettings,
+}
+
+impl AgentSettings {
+    fn resolve(args: SnapshotArgs, env: &AgentEnv) -> Result<AgentSettings> {
+        let (node_selector, tolerations) = placement(&args.agent)?;
+        let (snapshot_args, not_collected) = pod_collector_args(&args, args.agent.privileged)?;
+        let a = args.agent;
+        let (output, format) = args.out.resolve(Format::Yaml)?;
+        if a.dry_run {
+            configmap::refuse_output(&output, "the agent's manifests")?;
+            if format == Format::Table {
+                return Err(UsageError(
+                    "--dry-run prints manifests as yaml or json, not a table".into(),
+                )
+                .into());
+            }
+        }
+        if args.root != std::path::Path::new("/") {
+            return Err(UsageError(
+                "--root reads this host's files and cannot be combined with --agent; the agent reads the node's own (all of them with --privileged)".into(),
+            )
+            .into());
+        }
+        let timeout_text = args.timeout.as_deref().unwrap_or("5m");
+        let timeout = parse_timeout(timeout_text)?;
+        let namespace = a
+            .namespace
+            .or(env.namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        if !agent::is_dns_label(&namespace) {
+            return Err(UsageError(format!(
+                "invalid namespace {namespace:?} (-n/--namespace or AICR_NAMESPACE): give a DNS label, lowercase letters, digits and -, at most 63"
+            ))
+            .into());
+        }
+        let prefix = a.job_name.unwrap_or_else(|| "aicr".into());
+        if !agent::is_dns_label(&prefix) || prefix.len() > 20 {
+            return Err(UsageError(format!(
+                "invalid --job-name {prefix:?}: give lowercase letters, digits and -, at most 20 (the names add -snapshot-<run id>)"
+            ))
+            .into());
+        }
+        let run_id = match a.run_id {
+            Some(id) => {
+                if id.is_empty()
+                    || id.len() > 16
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                {
+                    return Err(UsageError(format!(
+                        "invalid --run-id {id:?}: give lowercase letters and digits, at most 16"
+                    ))
+                    .into());
+                }
+                id
+            }
+            None => agent::new_run_id().map_err(|e| {
+                crate::error::Error::new(crate::error::Class::Internal, std::io::Error::other(e))
+            })?,
+        };
+        let dns_subdomain = |flag: &str, v: &str| -> Result<()> {
+            if v.is_empty() || v.len() > 253 || !v.split('.').all(agent::is_dns_label) {
+                return Err(UsageError(format!(
+                    "invalid {flag} {v:?}: give a Kubernetes object name (lowercase letters, digits, - and .)"
+                ))
+                .into());
+            }
+            Ok(())
+        };
+        if let Some(sa) = &a.service_account_name {
+            dns_subdomain("--service-account-name", sa)?;
+        }
+        for s in &a.image_pull_secret {
+            dns_subdomain("--image-pull-secret", s)?;
+        }
+        let runtime_class = a.runtime_class.or(env.runtime_class.clone());
+        if let Some(rc) = &runtime_class {
+            dns_subdomain("--runtime-class", rc)?;
+        }
+        let require_gpu = a.require_gpu
+            || match env.require_gpu.as_deref() {
+                None | Some("false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(v) => {
+                    return Err(UsageError(format!(
+                        "invalid AICR_REQUIRE_GPU {v:?}: give true or false"
+                    ))
+                    .into())
+                }
+            };
+        if require_gpu && runtime_class.is_some() {
+            return Err(UsageError(
+                "--require-gpu and --runtime-class exclude each other: request a GPU, or reach the driver through the runtime class".into(),
+            )
+            .into());
+        }
+        let image = a
+            .image
+            .or(env.image.clone())
+            .unwrap_or_else(agent::default_image);
+        if image.is_empty()
+            || image.len() > 512
+            || image.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(UsageError(format!(
+                "invalid --image {image:?}: give an image reference"
+            ))
+            .into());
+        }
+        let cluster = crate::k8s::ClusterSettings::resolve(
+            args.kubeconfig,
+            a.context,
+            configmap::TIMEOUT,
+            &crate::k8s::Env::from_process(),
+        )?;
+        Ok(AgentSettings {
+            spec: agent::Spec {
+                run_id,
+                namespace,
+                prefix,
+                service_account: a.service_account_name,
+                image,
+                image_pull_secrets: a.image_pull_secret,
+                node_selector,
+                tolerations,
+                timeout,
+                privileged: a.privileged,
+                require_gpu,
+                runtime_class,
+                snapshot_args,
+            },
+            dry_run: a.dry_run,
+            keep: a.no_cleanup,
+            not_collected,
+            output,
+            format,
+            cluster,
+        })
+    }
+}
+
+/// `--node-selector` and `--toleration`, or their defaults.
+fn placement(
+    a: &AgentArgs,
+) -> Result<(
+    std::collections::BTreeMap<String, String>,
+    Vec<agent::Toleration>,
+)> {
+    let mut node_selector = std::collections::BTreeMap::new();
+    for ns in &a.node_selector {
+        let (k, v) = agent::parse_node_selector(ns).map_err(UsageError)?;
+        node_selector.insert(k, v);
+    }
+    if node_selector.is_empty() {
+        let (k, v) = agent::DEFAULT_NODE_SELECTOR;
+        node_selector.insert(k.to_string(), v.to_string());
+    }
+    let mut tolerations = Vec::new();
+    for t in &a.toleration {
+        tolerations.push(agent::Toleration::parse(t).map_err(UsageError)?);
+    }
+    if tolerations.is_empty() {
+        tolerations.push(agent::Toleration {
+            key: agent::DEFAULT_TOLERATION.into(),
+            value: None,
+            effect: None,
+        });
+    }
+    Ok((node_selector, tolerations))
+}
+
+/// The collector flags passed on to the pod, and the measurements it
+/// cannot take (without `--privileged`).
+fn pod_collector_args(
+    args: &SnapshotArgs,
+    privileged: bool,
+) -> Result<(Vec<String>, Vec<MeasurementType>)> {
+    // The collector flags travel to the pod; their names were checked
+    // by the local resolution's rules.
+    let known = collector::names();
+    for name in args.filter.iter().chain(&args.exclude) {
+        if !known.contains(&name.trim()) {
+            return Err(UsageError(format!(
+                "unknown collector {name:?} in --filter/--exclude; collectors: {}",
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
+    // Without --privileged the pod sees its own /etc and /proc, not the
+    // node's: the host-file collectors are not run there, and their
+    // measurements are marked unavailable with the reason.
+    let filter: Vec<String> = args.filter.iter().map(|f| f.trim().to_string()).collect();
+    let mut exclude: Vec<String> = args.exclude.iter().map(|f| f.trim().to_string()).collect();
+    let mut not_collected = Vec::new();
+    if !privileged {
+        for (name, kind) in HOST_COLLECTORS {
+            if filter.iter().any(|f| f == name) {
+                return Err(UsageError(format!(
+                    "--filter {name}: the {name} collector reads the node's files, which the agent sees only with --privileged"
+                ))
+                .into());
+            }
+            let wanted = (filter.is_empty() || filter.iter().any(|f| f == name))
+                && !exclude.iter().any(|f| f == name);
+            if wanted {
+                exclude.push(name.to_string());
+                not_collected.push(kind);
+            }
+        }
+    }
+    let left = known
+        .iter()
+        .filter(|k| filter.is_empty() || filter.iter().any(|f| f == *k))
+        .filter(|k| !exclude.iter().any(|f| f == *k))
+        .count();
+    if left == 0 {
+        return Err(UsageError(
+            "--filter and --exclude leave no collector for the agent to run (without --privileged it runs neither os nor systemd)".into(),
+        )
+        .into());
+    }
+    let mut snapshot_args = Vec::new();
+    if !filter.is_empty() {
+        snapshot_args.push("--filter".to_string());
+        snapshot_args.push(filter.join(","));
+    }
+    if !exclude.is_empty() {
+        snapshot_args.push("--exclude".to_string());
+        snapshot_args.push(exclude.join(","));
+    }
+    if args.no_timestamp {
+        snapshot_args.push("--no-timestamp".into());
+    }
+    if args.gpu_source != GpuSource::Auto {
+        snapshot_args.push("--gpu-source".into());
+        snapshot_args.push(format!("{:?}", args.gpu_source).to_lowercase());
+    }
+    Ok((snapshot_args, not_collected))
+}
+
+/// `snapshot --agent`: prints the manifests (`--dry-run`), or runs the
+/// agent and writes the snapshot it captured.
+fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
+    if s.dry_run {
+        let manifests = s.spec.manifests();
+        let text = match s.format {
+            Format::Json => serializer::render(
+                &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
+                Format::Json,
+            ),
+            _ => manifests
+                .iter()
+                .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
+                .collect(),
+        };
+        return super::emit_verdict(&s.output, &text, ExitStatus::Success);
+    }
+    if s.spec.privileged {
+        tracing::warn!(
+            "--privileged: the agent pod runs privileged, in the host's PID namespace, with the node's / mounted read-only at {}",
+            agent::HOST_ROOT
+        );
+    }
+    let mut progress = Progress::new();
+    let outcome = agent::run::run(&s.spec, &s.cluster, s.keep, &mut |m| progress.show(m));
+    progress.finish();
+    let outcome = outcome?;
+    if !s.keep && !outcome.kept.is_empty() {
+        tracing::warn!(
+            "could not delete {} of the agent's objects; find them with the label {}",
+            outcome.kept.len(),
+            s.spec.selector()
+        );
+    }
+    let mut snapshot = Snapshot::parse(&outcome.snapshot, &s.spec.configmap_uri())?;
+    for kind in &s.not_collected {
+        snapshot.measurements.push(Measurement::unavailable(
+            *kind,
+            "not collected: the agent ran without --privileged, so it cannot read the node's files",
+        ));
+    }
+    snapshot.measurements.sort_by_key(|m| m.kind);
+    if !has_gpu_data(&snapshot) {
+        tracing::warn!(
+            "the captured snapshot holds no GPU data: the pod ran on a node without a GPU it could reach (see --node-selector, --require-gpu, --runtime-class, --privileged)"
+        );
+    }
+    emit_snapshot(&snapshot, &s.output, s.format, &s.cluster)
+}
+
+/// The collectors that read the node's files, and their measurements.
+const HOST_COLLECTORS: [(&str, MeasurementType); 2] = [
+    ("os", MeasurementType::Os),
+    ("systemd", MeasurementType::SystemD),
+];
+
+/// Whether a GPU measurement with readings is present.
+fn has_gpu_data(s: &Snapshot) -> bool {
+    s.measurements.iter().any(|m| {
+        m.kind == MeasurementType::Gpu
+            && m.unavailable.is_none()
+            && m.subtypes.iter().any(|st| !st.data.is_empty())
+    })
+}
+
+/// Progress of the agent on stderr: one redrawn line on a terminal, a log
+/// line per change otherwise.
+struct Progress {
+    tty: bool,
+    drawn: bool,
+    tick: usize,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            drawn: false,
+            tick: 0,
+        }
+    }
+
+    fn show(&mut self, msg: &str) {
+        if self.tty {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            self.tick = (self.tick + 1) % FRAMES.len();
+            let line: String = msg.chars().take(150).collect();
+            eprint!("\r\x1b[2K{} {line}", FRAMES[self.tick]);
+            self.drawn = true;
+        } else {
+            tracing::info!("{msg}");
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[2K");
+            self.drawn = false;
+        }
+    }
 }
 
 /// The node's hostname (the first line of its file), read under the root

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::collector::{redact, rootfs};
 
 pub mod access;
+pub mod agent;
 pub mod configmap;
 
 pub use access::{ClusterSettings, Env, Request, RequestError, Source};

@@ -1,0 +1,1079 @@
+//! Whole runs of `aicr snapshot --agent`: the manifests of `--dry-run`
+//! (nothing created, no cluster needed), the flags refused before any
+//! request, and, on a test cluster with a scheduler, controller-manager and
+//! kwok, whole agent runs (see the cluster tests below).
+
+mod common;
+
+use common::*;
+
+fn dry_run(extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["snapshot", "--agent", "--dry-run", "--run-id", "0123abcd"];
+    args.extend_from_slice(extra);
+    aicr().args(&args).output().unwrap()
+}
+
+/// The default objects: restricted pod, GPU nodes only, least rights.
+#[test]
+fn dry_run_prints_the_objects_and_needs_no_cluster() {
+    let out = aicr()
+        .args([
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "--run-id",
+            "0123abcd",
+            "-n",
+            "gpu-team",
+        ])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let text = stdout(&out).replace(env!("CARGO_PKG_VERSION"), "[VERSION]");
+    settings().bind(|| insta::assert_snapshot!("agent_dry_run_default", text));
+    let docs: Vec<serde_json::Value> = text
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(parse_yaml)
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ConfigMap",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Job"
+        ]
+    );
+    for d in &docs {
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/instance"],
+            "0123abcd"
+        );
+    }
+    // Same input, same bytes.
+    assert_eq!(
+        stdout(&out),
+        stdout(&dry_run(&["-n", "gpu-team"])),
+        "the dry run is deterministic with --run-id"
+    );
+}
+
+#[test]
+fn dry_run_options() {
+    let out = dry_run(&[
+        "--privileged",
+        "--image",
+        "registry.example/aicr:test",
+        "--image-pull-secret",
+        "regcred",
+        "--service-account-name",
+        "snapshotter",
+        "--node-selector",
+        "kubernetes.io/hostname=gpu-1",
+        "--toleration",
+        "dedicated=gpu:NoSchedule",
+        "--toleration",
+        "example.com/maintenance",
+        "--require-gpu",
+        "--job-name",
+        "mine",
+        "--timeout",
+        "90s",
+        "--filter",
+        "gpu,os",
+        "-t",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().unwrap();
+    // An existing ServiceAccount: none is created.
+    assert_eq!(items.len(), 6);
+    assert!(items.iter().all(|i| i["kind"] != "ServiceAccount"));
+    let job = items.last().unwrap();
+    assert_eq!(job["metadata"]["name"], "mine-snapshot-0123abcd");
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 150);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "snapshotter");
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(
+        pod["nodeSelector"],
+        serde_json::json!({"kubernetes.io/hostname": "gpu-1"})
+    );
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([
+            {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+            {"key": "example.com/maintenance", "operator": "Exists"}
+        ])
+    );
+    assert_eq!(
+        pod["imagePullSecrets"],
+        serde_json::json!([{"name": "regcred"}])
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.example/aicr:test");
+    assert_eq!(c["securityContext"]["privileged"], true);
+    assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], 1);
+    assert_eq!(
+        c["args"],
+        serde_json::json!([
+            "snapshot",
+            "-o",
+            "cm://default/mine-snapshot-0123abcd",
+            "--root",
+            "/host",
+            "--filter",
+            "gpu,os"
+        ])
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        serde_json::json!([{"name": "host", "mountPath": "/host", "readOnly": true}])
+    );
+}
+
+/// Environment variables of Go aicr's flags.
+#[test]
+fn dry_run_environment() {
+    let out = aicr()
+        .args(["snapshot", "--agent", "--dry-run", "--run-id", "x1"])
+        .env("AICR_NAMESPACE", "from-env")
+        .env("AICR_IMAGE", "example/aicr:env")
+        .env("AICR_RUNTIME_CLASS", "nvidia")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("namespace: from-env"), "{text}");
+    assert!(text.contains("image: example/aicr:env"), "{text}");
+    assert!(text.contains("runtimeClassName: nvidia"), "{text}");
+}
+
+/// Bad agent flags: exit 2 with what is allowed, before any request.
+#[test]
+fn bad_agent_flags() {
+    let cases: &[&[&str]] = &[
+        &["snapshot", "--dry-run"],
+        &["snapshot", "--privileged"],
+        &["snapshot", "-n", "x"],
+        &["snapshot", "--agent", "--dry-run", "-n", "Bad_NS"],
+        &[
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "--toleration",
+            "k=v:Sometimes",
+        ],
+        &[
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "--toleration",
+            "bad key",
+        ],
+        &[
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "--node-selector",
+            "novalue",
+        ],
+        &["snapshot", "--agent", "--dry-run", "--run-id", "NOT-HEX"],
+        &[
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "--job-name",
+            "a-very-long-job-name-prefix",
+        ],
+        &["snapshot", "--agent", "--dry-run", "--filter", "os"],
+        &["snapshot", "--agent", "--dry-run", "--exclude", "gpu,k8s"],
+        &["snapshot", "--agent", "--dry-run", "--root", "/tmp"],
+        &["snapshot", "--agent", "--dry-run", "--timeout", "2h"],
+        &["snapshot", "--agent", "--dry-run", "-t", "table"],
+        &["snapshot", "--agent", "--dry-run", "-o", "cm://ns/name"],
+        &[
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "--require-gpu",
+            "--runtime-class",
+            "nvidia",
+        ],
+    ];
+    let mut all = String::new();
+    for args in cases {
+        let out = run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        all.push_str(&transcript(args));
+    }
+    settings().bind(|| insta::assert_snapshot!("agent_bad_flags", all));
+}
+
+/// Without a cluster the run stops before creating anything: exit 6.
+#[test]
+fn no_cluster_is_unavailable() {
+    let out = aicr()
+        .args(["snapshot", "--agent"])
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("no cluster configured"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// On a cluster with a scheduler, a controller-manager and kwok (v1.25+,
+// `.ci/kube` of the modern test environment; give its directory in
+// KUBE_DIR). kwok plays the kubelet of nodes labelled type=kwok and
+// completes a Job's pod as soon as it runs, so the tests "play the
+// container" before the GPU node exists: the pod waits unschedulable, the
+// test runs the pod's own command line with the Job's ServiceAccount token,
+// then creates the GPU node, and kwok runs and completes the pod there.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::{cluster, unique, Cluster};
+
+const NEEDS: &str = "needs the test cluster v1.25+ (.ci/kube)";
+
+/// The cluster, checked to be one with Jobs, a scheduler and kwok.
+fn modern() -> Cluster {
+    let c = cluster();
+    let v: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["version", "-o", "json"], None)).unwrap();
+    let minor: u32 = v["serverVersion"]["minor"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('+')
+        .parse()
+        .unwrap();
+    assert!(
+        minor >= 25,
+        "{NEEDS}: the server at KUBE_DIR is v1.{minor}; set KUBE_DIR to the modern test environment"
+    );
+    c
+}
+
+/// A namespace of the test, deleted at the end.
+struct Ns<'a> {
+    c: &'a Cluster,
+    name: String,
+}
+
+impl<'a> Ns<'a> {
+    fn new(c: &'a Cluster, prefix: &str) -> Ns<'a> {
+        let name = unique(prefix);
+        c.kubectl(&["create", "namespace", &name], None);
+        Ns { c, name }
+    }
+}
+
+impl Drop for Ns<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .c
+            .try_kubectl(&["delete", "namespace", &self.name, "--wait=false"], "");
+    }
+}
+
+/// A kwok node of the test, deleted at the end.
+struct Node<'a> {
+    c: &'a Cluster,
+    name: String,
+}
+
+impl<'a> Node<'a> {
+    fn new(c: &'a Cluster, name: &str, labels: &str, taints: &str) -> Node<'a> {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{type: kwok, {labels}}}\nspec:\n  taints: [{taints}]\n"
+        );
+        c.kubectl(&["apply", "-f", "-"], Some(&yaml));
+        Node {
+            c,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Node<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .c
+            .try_kubectl(&["delete", "node", &self.name, "--wait=false"], "");
+    }
+}
+
+/// The CLI running in the background, its output in files.
+struct Agent {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(c: &Cluster, args: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("stdout");
+        let err = dir.path().join("stderr");
+        let child = Command::new(assert_cmd::cargo::cargo_bin("aicr"))
+            .args(["snapshot", "--agent"])
+            .args(args)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env_remove("AICR_NAMESPACE")
+            .env_remove("AICR_IMAGE")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        Agent {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    /// Waits (at most 60 s) for the exit; its status, stdout and stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                // Drop stops it (SIGTERM, so it cleans up).
+                panic!(
+                    "the agent run did not end within 60 s: {}",
+                    std::fs::read_to_string(&self.err).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (
+            status,
+            std::fs::read_to_string(&self.out).unwrap(),
+            std::fs::read_to_string(&self.err).unwrap(),
+        )
+    }
+}
+
+impl Drop for Agent {
+    /// A test that failed half-way stops the CLI the way a user would
+    /// (SIGTERM), so it deletes its objects; killed only if it has not
+    /// ended after 30 s.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on the child's pid, which has not been reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 200 ms until it gives a value, at most 30 s.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The run's pod, once the Job made it.
+fn pod_of(c: &Cluster, ns: &str, run: &str) -> serde_json::Value {
+    wait_for("the agent's pod", || {
+        let (ok, text) = c.try_kubectl(
+            &[
+                "get",
+                "pods",
+                "-n",
+                ns,
+                "-l",
+                &format!("app.kubernetes.io/instance={run}"),
+                "-o",
+                "json",
+            ],
+            "",
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).ok().filter(|_| ok)?;
+        v["items"].as_array()?.first().cloned()
+    })
+}
+
+/// The objects with the run's label still there (pods go a moment after
+/// their Job: waited for, at most 30 s).
+fn assert_nothing_left(c: &Cluster, ns: &str, run: &str) {
+    let sel = format!("app.kubernetes.io/instance={run}");
+    wait_for("the agent's objects to go", || {
+        let a = c.kubectl(
+            &[
+                "get",
+                "job,pod,role,rolebinding,serviceaccount,configmap",
+                "-n",
+                ns,
+                "-l",
+                &sel,
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        let b = c.kubectl(
+            &[
+                "get",
+                "clusterrole,clusterrolebinding",
+                "-l",
+                &sel,
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        (a.trim().is_empty() && b.trim().is_empty()).then_some(())
+    });
+}
+
+/// A kubeconfig holding a token of the ServiceAccount.
+fn token_kubeconfig(c: &Cluster, dir: &Path, ns: &str, sa: &str) -> PathBuf {
+    let token = c.kubectl(&["create", "token", sa, "-n", ns], None);
+    let server = c.kubectl(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let ca = c.kubectl(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority}",
+        ],
+        None,
+    );
+    let p = dir.join("sa.kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The whole run: the pod waits for a GPU node (never the plain node
+/// there is), the test plays its container with the Job's own token and
+/// command line, the GPU node comes, kwok completes the pod, the CLI
+/// prints the snapshot the "container" wrote and leaves nothing behind.
+/// Meanwhile the token is checked to reach nothing else.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn agent_run_on_a_gpu_node_then_cleanup() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-run");
+    let other = Ns::new(&c, "agent-other");
+    let run = format!("r{}", &unique("x").replace('-', "")[1..12]);
+    let plain = Node::new(&c, &format!("cpu-{run}"), "aicr-test: cpu", "");
+    let agent = Agent::start(&c, &["-n", &ns.name, "--run-id", &run, "--timeout", "50s"]);
+    let pod = pod_of(&c, &ns.name, &run);
+    // Unschedulable: the only node has no GPU label.
+    std::thread::sleep(Duration::from_secs(2));
+    let pod_name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let node_now = c.kubectl(
+        &[
+            "get",
+            "pod",
+            &pod_name,
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ],
+        None,
+    );
+    assert_eq!(node_now, "", "the pod must not land on {}", plain.name);
+
+    // The container's command line, from the Job.
+    let job: serde_json::Value = serde_json::from_str(&c.kubectl(
+        &[
+            "get",
+            "job",
+            &format!("aicr-snapshot-{run}"),
+            "-n",
+            &ns.name,
+            "-o",
+            "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let podspec = &job["spec"]["template"]["spec"];
+    let sa = podspec["serviceAccountName"].as_str().unwrap();
+    let args: Vec<String> = podspec["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "snapshot",
+            "-o",
+            &format!("cm://{}/aicr-snapshot-{run}", ns.name),
+            "--exclude",
+            "os,systemd"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kc = token_kubeconfig(&c, dir.path(), &ns.name, sa);
+
+    // The token reaches only its own ConfigMap.
+    let as_sa = |a: &[&str]| -> (bool, String) {
+        let out = Command::new(&c.kubectl)
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(a)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let own_ref = format!("configmap/aicr-snapshot-{run}");
+    for (check, want) in [
+        (
+            vec!["auth", "can-i", "get", &own_ref, "-n", &ns.name],
+            "yes",
+        ),
+        (
+            vec!["auth", "can-i", "update", &own_ref, "-n", &ns.name],
+            "yes",
+        ),
+        (vec!["auth", "can-i", "list", "nodes"], "yes"),
+        (
+            vec!["auth", "can-i", "get", "secrets", "-n", &ns.name],
+            "no",
+        ),
+        (
+            vec!["auth", "can-i", "create", "configmaps", "-n", &ns.name],
+            "no",
+        ),
+        (
+            vec![
+                "auth",
+                "can-i",
+                "update",
+                "configmap/kube-root-ca.crt",
+                "-n",
+                &ns.name,
+            ],
+            "no",
+        ),
+        (
+            vec!["auth", "can-i", "delete", &own_ref, "-n", &ns.name],
+            "no",
+        ),
+        (
+            vec!["auth", "can-i", "get", "configmaps", "-n", &other.name],
+            "no",
+        ),
+        (
+            vec!["auth", "can-i", "create", "pods", "-n", &ns.name],
+            "no",
+        ),
+    ] {
+        let (_, text) = as_sa(&check);
+        assert_eq!(text.lines().next().unwrap_or(""), want, "{check:?}: {text}");
+    }
+    for real in [
+        vec!["get", "secrets", "-n", &ns.name],
+        vec!["create", "configmap", "stray", "-n", &ns.name],
+        vec!["get", "configmap", "kube-root-ca.crt", "-n", &other.name],
+        vec![
+            "label",
+            "configmap",
+            "kube-root-ca.crt",
+            "x=y",
+            "-n",
+            &ns.name,
+        ],
+    ] {
+        let (ok, text) = as_sa(&real);
+        assert!(
+            !ok && text.to_lowercase().contains("forbidden"),
+            "{real:?}: {text}"
+        );
+    }
+
+    // Play the container, as the pod would run it on the GPU node.
+    let gpu_name = format!("gpu-{run}");
+    let played = aicr()
+        .args(&args)
+        .args(["--filter", "k8s", "-k"])
+        .arg(&kc)
+        .env("NODE_NAME", &gpu_name)
+        .output()
+        .unwrap();
+    assert_eq!(code(&played), 0, "{}", stderr(&played));
+    let gpu = Node::new(
+        &c,
+        &gpu_name,
+        "nvidia.com/gpu.present: \"true\"",
+        "{key: nvidia.com/gpu, value: present, effect: NoSchedule}",
+    );
+
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let snap = parse_yaml(&out);
+    assert_eq!(snap["kind"], "Snapshot");
+    assert_eq!(snap["metadata"]["source-node"], gpu.name.as_str());
+    let types: Vec<&str> = snap["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"K8s"), "{types:?}");
+    for m in snap["measurements"].as_array().unwrap() {
+        if m["type"] == "OS" || m["type"] == "SystemD" {
+            assert_eq!(
+                m["unavailable"],
+                "not collected: the agent ran without --privileged, so it cannot read the node's files"
+            );
+        }
+    }
+    assert!(
+        err.contains("the captured snapshot holds no GPU data"),
+        "{err}"
+    );
+    // Where the scheduler put the pod: the GPU node.
+    let events = c.kubectl(
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            &format!("involvedObject.name={pod_name},reason=Scheduled"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+        None,
+    );
+    assert!(events.ends_with(&format!(" to {}", gpu.name)), "{events}");
+    assert_nothing_left(&c, &ns.name, &run);
+}
+
+/// The default pod passes Pod Security "restricted"; the privileged one
+/// does not (so the check can fail).
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn default_pod_is_admitted_under_restricted() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-pss");
+    c.kubectl(
+        &[
+            "label",
+            "namespace",
+            &ns.name,
+            "pod-security.kubernetes.io/enforce=restricted",
+        ],
+        None,
+    );
+    let pod_of_job = |extra: &[&str]| -> String {
+        let mut a = vec![
+            "snapshot",
+            "--agent",
+            "--dry-run",
+            "-t",
+            "json",
+            "-n",
+            &ns.name,
+        ];
+        a.extend_from_slice(extra);
+        let out = run(&a);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let job = list["items"].as_array().unwrap().last().unwrap().clone();
+        let mut spec = job["spec"]["template"]["spec"].clone();
+        // The ServiceAccount does not exist in a dry run.
+        spec.as_object_mut().unwrap().remove("serviceAccountName");
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "agent-pss", "namespace": ns.name},
+            "spec": spec,
+        })
+        .to_string()
+    };
+    let (ok, text) = c.try_kubectl(&["create", "--dry-run=server", "-f", "-"], &pod_of_job(&[]));
+    assert!(ok, "{text}");
+    assert!(!text.contains("Warning"), "{text}");
+    let (ok, text) = c.try_kubectl(
+        &["create", "--dry-run=server", "-f", "-"],
+        &pod_of_job(&["--privileged"]),
+    );
+    assert!(
+        !ok && text.contains("violates PodSecurity \"restricted"),
+        "{text}"
+    );
+}
+
+/// SIGINT while the Job waits: everything created is deleted, then the
+/// signal ends the process.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn interrupt_cleans_up() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-int");
+    let run = format!("i{}", &unique("x").replace('-', "")[1..12]);
+    let agent = Agent::start(
+        &c,
+        &[
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &format!("aicr-test/run={run}"),
+        ],
+    );
+    pod_of(&c, &ns.name, &run);
+    // SAFETY: kill(2) on the child's pid.
+    unsafe { libc::kill(agent.child.id() as i32, libc::SIGINT) };
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("interrupted: deleted the agent's objects"),
+        "{err}"
+    );
+    assert_nothing_left(&c, &ns.name, &run);
+}
+
+/// The pod fails: exit 6 with the pod's reason, nothing left.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn failed_job_cleans_up() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-fail");
+    let run = format!("f{}", &unique("x").replace('-', "")[1..12]);
+    let agent = Agent::start(
+        &c,
+        &[
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &format!("aicr-test/run={run}"),
+        ],
+    );
+    let pod = pod_of(&c, &ns.name, &run);
+    // As a kubelet would report it.
+    c.kubectl(
+        &[
+            "patch",
+            "pod",
+            pod["metadata"]["name"].as_str().unwrap(),
+            "-n",
+            &ns.name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Failed","reason":"Evicted","message":"test: the node ran out of memory"}}"#,
+        ],
+        None,
+    );
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(&format!(
+            "error: the snapshot Job {}/aicr-snapshot-{run} failed: BackoffLimitExceeded",
+            ns.name
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("Evicted test: the node ran out of memory"),
+        "{err}"
+    );
+    assert_nothing_left(&c, &ns.name, &run);
+}
+
+/// No node matches: exit 5 after --timeout, saying why the pod waits
+/// (12 s: time for the Job controller to make the pod on a busy machine).
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn timeout_says_why_and_cleans_up() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-time");
+    let run = format!("t{}", &unique("x").replace('-', "")[1..12]);
+    let agent = Agent::start(
+        &c,
+        &[
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--timeout",
+            "12s",
+            "--node-selector",
+            &format!("aicr-test/run={run}"),
+        ],
+    );
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.code(), Some(5), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(&format!("error: the snapshot Job {}/aicr-snapshot-{run} did not finish within 12s (--timeout); pod aicr-snapshot-{run}-", ns.name)),
+        "{err}"
+    );
+    assert!(err.contains("PodScheduled: "), "{err}");
+    assert_nothing_left(&c, &ns.name, &run);
+}
+
+/// A user without the rights: exit 4 listing what is missing, nothing
+/// created.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn missing_permissions_are_listed_before_anything_is_created() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-perm");
+    let run = format!("p{}", &unique("x").replace('-', "")[1..12]);
+    let agent = Agent::start(
+        &c,
+        &["-n", &ns.name, "--run-id", &run, "--context", "nobody"],
+    );
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("(nothing was created); missing permissions:"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "  - create jobs.batch in namespace {} (to create the agent's objects)",
+            ns.name
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("  - list nodes (cluster-wide) (to grant it to the agent)"),
+        "{err}"
+    );
+    assert_eq!(err.matches("\n  - ").count(), 24, "{err}");
+    assert_nothing_left(&c, &ns.name, &run);
+}
+
+/// `--no-cleanup` keeps every object, also when the run fails, and says
+/// which and how to delete them.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn no_cleanup_keeps_and_lists_the_objects() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-keep");
+    let run = format!("k{}", &unique("x").replace('-', "")[1..12]);
+    let agent = Agent::start(
+        &c,
+        &[
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--timeout",
+            "2s",
+            "--no-cleanup",
+            "--node-selector",
+            &format!("aicr-test/run={run}"),
+        ],
+    );
+    let (status, _, err) = agent.finish();
+    assert_eq!(status.code(), Some(5), "{err}");
+    let name = format!("aicr-snapshot-{run}");
+    let cname = format!("aicr-snapshot-{}-{run}", ns.name);
+    for kept in [
+        format!("ServiceAccount {}/{name}", ns.name),
+        format!("ConfigMap {}/{name}", ns.name),
+        format!("Role {}/{name}", ns.name),
+        format!("RoleBinding {}/{name}", ns.name),
+        format!("ClusterRole {cname}"),
+        format!("ClusterRoleBinding {cname}"),
+        format!("Job {}/{name}", ns.name),
+    ] {
+        assert!(
+            err.contains(&format!("warning: --no-cleanup: kept {kept}\n")),
+            "{kept}: {err}"
+        );
+    }
+    let sel = format!("app.kubernetes.io/instance={run}");
+    let there = c.kubectl(
+        &[
+            "get",
+            "job,role,rolebinding,serviceaccount,configmap",
+            "-n",
+            &ns.name,
+            "-l",
+            &sel,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(there.lines().count(), 5, "{there}");
+    let cluster_there = c.kubectl(
+        &[
+            "get",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            &sel,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(cluster_there.lines().count(), 2, "{cluster_there}");
+    // The command the warning gives removes them.
+    assert!(err.contains(&format!(
+        "delete them with: kubectl delete job,configmap,role,rolebinding,serviceaccount -n {} -l {sel} && kubectl delete clusterrole,clusterrolebinding -l {sel}",
+        ns.name
+    )), "{err}");
+    c.kubectl(
+        &[
+            "delete",
+            "job,configmap,role,rolebinding,serviceaccount",
+            "-n",
+            &ns.name,
+            "-l",
+            &sel,
+        ],
+        None,
+    );
+    c.kubectl(
+        &["delete", "clusterrole,clusterrolebinding", "-l", &sel],
+        None,
+    );
+    assert_nothing_left(&c, &ns.name, &run);
+}
+
+/// The Containerfile, read as a builder would: a pinned base (no `latest`),
+/// the binary built from this checkout with the lock file, a runtime stage
+/// that runs as 65532 with `aicr` as an exec-form entrypoint, and nothing
+/// fetched by `ADD` from the network. (No linter such as hadolint is
+/// available here; this checks the structure the agent depends on.)
+#[test]
+fn containerfile_structure() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Containerfile"))
+        .expect("a Containerfile at the top level");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .copied()
+        .collect();
+    assert_eq!(froms.len(), 2, "a build and a runtime stage: {froms:?}");
+    for f in &froms {
+        let image = f.split_whitespace().nth(1).unwrap();
+        assert!(image.contains(':'), "{image}: pin a tag");
+        assert!(!image.ends_with(":latest"), "{image}: not latest");
+    }
+    let runtime = text.rsplit("\nFROM ").next().unwrap();
+    assert!(runtime.contains("\nUSER 65532:65532\n"), "{runtime}");
+    assert!(
+        runtime.contains("\nENTRYPOINT [\"/usr/local/bin/aicr\"]"),
+        "{runtime}"
+    );
+    assert!(runtime.contains("COPY --from=build /src/target/release/aicr /usr/local/bin/aicr"));
+    assert!(text.contains("cargo build --release --locked --bin aicr"));
+    assert!(!lines.iter().any(|l| l.starts_with("ADD ")), "no ADD");
+    // The build context leaves out build outputs and history.
+    let ignore =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.containerignore")).unwrap();
+    for p in ["target", ".git"] {
+        assert!(ignore.lines().any(|l| l == p), "{p}");
+    }
+}
+
+/// A namespace that does not exist: exit 3 naming it, nothing left (the
+/// cluster-scoped objects come after the namespaced ones).
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn missing_namespace_is_not_found() {
+    let c = modern();
+    let ns = unique("agent-none");
+    let run = format!("n{}", &unique("x").replace('-', "")[1..12]);
+    let (status, out, err) = Agent::start(&c, &["-n", &ns, "--run-id", &run]).finish();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(&format!("error: namespace {ns} does not exist on https://")),
+        "{err}"
+    );
+    assert!(
+        err.contains(": create it, or give another with -n/--namespace"),
+        "{err}"
+    );
+    let sel = format!("app.kubernetes.io/instance={run}");
+    let left = c.kubectl(
+        &[
+            "get",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            &sel,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(left, "");
+}

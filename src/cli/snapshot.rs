@@ -76,7 +76,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "NAME", env = "NODE_NAME", help_heading = "Cluster")]
     pub node_name: Option<String>,
 
-    /// Kubeconfig file, for the k8s collector and -o cm:// (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+    /// Kubeconfig file, for the k8s collector and -o cm:// (default: $KUBECONFIG, a colon-separated list merged as kubectl does, then ~/.kube/config, then in-cluster)
     #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -141,8 +141,8 @@ pub struct AgentArgs {
     )]
     pub runtime_class: Option<String>,
 
-    /// Kubeconfig context of the agent's cluster [default: its current-context]
-    #[arg(long, value_name = "NAME", help_heading = "Agent")]
+    /// Kubeconfig context to use (the Kubernetes collector's cluster, or the agent's) [default: its current-context]
+    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
     pub context: Option<String>,
 
     /// Keep the agent's objects after the run, and list them
@@ -205,11 +205,10 @@ impl Settings {
             }
             Ok(_) => {}
         }
-        // Resolved as every command resolves cluster access; the collector
-        // reads the first kubeconfig file of the list.
+        // Resolved as every command resolves cluster access.
         let cluster = crate::k8s::ClusterSettings::resolve(
             args.kubeconfig,
-            None,
+            args.agent.context.clone(),
             timeout,
             &crate::k8s::Env::from_process(),
         )?;
@@ -335,7 +334,6 @@ fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
         ("--require-gpu", a.require_gpu),
         ("--runtime-class", a.runtime_class.is_some()),
         ("--no-cleanup", a.no_cleanup),
-        ("--context", a.context.is_some()),
         ("--run-id", a.run_id.is_some()),
     ];
     match given.iter().find(|(_, g)| *g) {

@@ -47,10 +47,9 @@ impl Collector for Kubernetes {
 
     fn collect(&self, ctx: &Context) -> Result<Vec<Measurement>, String> {
         let deadline = Instant::now() + ctx.timeout;
-        let kubeconfig = match &ctx.cluster {
+        let settings = match &ctx.cluster {
             ClusterConfig::None => return Err("no kubeconfig or in-cluster config".into()),
-            ClusterConfig::Kubeconfig(p) => Some(p.as_path()),
-            ClusterConfig::InCluster => None,
+            ClusterConfig::Settings(s) => s,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -63,7 +62,7 @@ impl Collector for Kubernetes {
         let quiet = tracing::subscriber::NoSubscriber::default();
         let (measurements, warnings) = tracing::subscriber::with_default(quiet, || {
             rt.block_on(async {
-                let client = crate::k8s::client(kubeconfig, ctx.timeout).await?;
+                let (client, _server) = settings.client().await.map_err(|e| e.to_string())?;
                 let deadline = tokio::time::Instant::from_std(deadline);
                 collect(client, ctx.node_name.clone(), deadline, ctx.timeout).await
             })

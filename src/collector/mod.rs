@@ -38,27 +38,20 @@ pub enum GpuSource {
 }
 
 /// Where the cluster configuration comes from, resolved by the CLI.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ClusterConfig {
     /// No kubeconfig and not running in a pod.
     None,
-    /// A kubeconfig file.
-    Kubeconfig(PathBuf),
-    /// In-cluster service account (KUBERNETES_SERVICE_HOST is set).
-    InCluster,
+    /// Cluster access as every command resolves it: `-k`, `KUBECONFIG`
+    /// (a merged list), `~/.kube/config` or in-cluster, and `--context`.
+    Settings(crate::k8s::ClusterSettings),
 }
 
 impl From<&crate::k8s::ClusterSettings> for ClusterConfig {
-    /// The collector reads one kubeconfig file, its current context: the
-    /// first file of the resolved list (what `snapshot` has always read).
     fn from(s: &crate::k8s::ClusterSettings) -> ClusterConfig {
-        use crate::k8s::Source;
         match &s.source {
-            Source::Files(f) => f.first().map_or(ClusterConfig::None, |p| {
-                ClusterConfig::Kubeconfig(p.clone())
-            }),
-            Source::InCluster => ClusterConfig::InCluster,
-            Source::None => ClusterConfig::None,
+            crate::k8s::Source::None => ClusterConfig::None,
+            _ => ClusterConfig::Settings(s.clone()),
         }
     }
 }

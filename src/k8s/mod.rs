@@ -10,9 +10,8 @@
 //! [`crate::collector::redact::text`].
 
 use std::path::Path;
-use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::config::{Kubeconfig, KubeconfigError};
 use serde::Deserialize;
 
 use crate::collector::{redact, rootfs};
@@ -25,35 +24,6 @@ pub use access::{ClusterSettings, Env, Request, RequestError, Source};
 
 /// The largest kubeconfig read.
 const MAX_KUBECONFIG: u64 = 4 << 20;
-
-/// Builds a client; `None` for the path means in-cluster.
-pub async fn client(kubeconfig: Option<&Path>, timeout: Duration) -> Result<kube::Client, String> {
-    let mut config = match kubeconfig {
-        Some(p) => {
-            let kc = read_kubeconfig(p)?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| {
-                    format!(
-                        "kubeconfig {}: {}",
-                        p.display(),
-                        redact::text(&e.to_string())
-                    )
-                })?
-        }
-        None => kube::Config::incluster()
-            .map_err(|e| format!("in-cluster config: {}", redact::text(&e.to_string())))?,
-    };
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    let url = redact::text(config.cluster_url.to_string().as_str());
-    kube::Client::try_from(config).map_err(|e| {
-        format!(
-            "cannot create a client for {url}: {}",
-            redact::text(&e.to_string())
-        )
-    })
-}
 
 /// Reads a kubeconfig file: a regular file of at most 4 MiB, checked
 /// document by document before the client library reads it, so a parse

@@ -356,8 +356,18 @@ impl Agent {
     }
 
     /// Waits (at most 60 s) for the exit; its status, stdout and stderr.
-    fn finish(mut self) -> (std::process::ExitStatus, String, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    fn finish(self) -> (std::process::ExitStatus, String, String) {
+        self.finish_within(Duration::from_secs(60))
+    }
+
+    /// Whether it has exited.
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits at most `limit` for the exit; its status, stdout and stderr.
+    fn finish_within(mut self, limit: Duration) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
@@ -365,7 +375,7 @@ impl Agent {
             if Instant::now() > deadline {
                 // Drop stops it (SIGTERM, so it cleans up).
                 panic!(
-                    "the agent run did not end within 60 s: {}",
+                    "the agent run did not end within {limit:?}: {}",
                     std::fs::read_to_string(&self.err).unwrap_or_default()
                 );
             }
@@ -1076,4 +1086,226 @@ fn missing_namespace_is_not_found() {
         None,
     );
     assert_eq!(left, "");
+}
+
+// ---------------------------------------------------------------------------
+// --all-nodes over 200 kwok nodes.
+
+/// The test's kwok nodes, deleted at the end (by their label).
+struct Fleet<'a> {
+    c: &'a Cluster,
+    label: String,
+}
+
+impl Drop for Fleet<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .c
+            .try_kubectl(&["delete", "nodes", "-l", &self.label, "--wait=false"], "");
+    }
+}
+
+/// Items of a `kubectl get -o json` list.
+fn items(c: &Cluster, args: &[&str]) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&c.kubectl(args, None)).unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// 200 kwok nodes (labelled for this test only, not nvidia.com/gpu.present:
+/// other tests running at the same time wait for GPU nodes of their own),
+/// each tainted so its pod waits until the test has played its container.
+/// 10 nodes' pods are failed as a kubelet would report it; for the others
+/// the test writes the node's snapshot into the node's ConfigMap, as the
+/// container's `aicr snapshot -o cm://…` would (running 200 containers'
+/// command lines is too slow here; the single-node test above runs the
+/// real one), then removes the taint, and kwok runs and completes the pod.
+/// Meanwhile it polls the run's Jobs: never more than --parallel active
+/// at once. Then: 190 files, the 10 failed nodes named, exit 6, nothing
+/// left.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn fleet_over_200_nodes() {
+    const N: usize = 200;
+    const PARALLEL: usize = 10;
+    let c = modern();
+    let ns = Ns::new(&c, "agent-fleet");
+    let run = format!("m{}", &unique("x").replace('-', "")[1..12]);
+    let label = format!("aicr-test/fleet={run}");
+    let fleet = Fleet {
+        c: &c,
+        label: label.clone(),
+    };
+    let node = |i: usize| format!("fleet-{run}-{i:03}");
+    // Every tenth node's pod fails (those ending in 7).
+    let failing = |n: &str| n.ends_with('7');
+    let nodes: Vec<String> = (0..N).map(node).collect();
+    let want_failed: Vec<&String> = nodes.iter().filter(|n| failing(n)).collect();
+    assert_eq!(want_failed.len(), 20, "{want_failed:?}");
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": nodes.iter().map(|n| serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": { "name": n, "labels": { "type": "kwok", "aicr-test/fleet": run } },
+            "spec": { "taints": [{ "key": "aicr-test/hold", "value": run, "effect": "NoSchedule" }] },
+        })).collect::<Vec<_>>(),
+    });
+    c.kubectl(&["apply", "-f", "-"], Some(&list.to_string()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = format!("{}/snaps/", dir.path().display());
+    let started = Instant::now();
+    let mut agent = Agent::start(
+        &c,
+        &[
+            "--all-nodes",
+            "--parallel",
+            &PARALLEL.to_string(),
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &label,
+            "--timeout",
+            "100s",
+            "-o",
+            &out_dir,
+        ],
+    );
+    let sel = format!("app.kubernetes.io/instance={run}");
+    let mut handled = std::collections::BTreeSet::new();
+    let mut max_active = 0;
+    while !agent.exited() {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "the fleet run did not end within 150 s ({} nodes played)",
+            handled.len()
+        );
+        let active = items(
+            &c,
+            &["get", "jobs", "-n", &ns.name, "-l", &sel, "-o", "json"],
+        )
+        .iter()
+        .filter(|j| {
+            !j["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+                })
+        })
+        .count();
+        max_active = max_active.max(active);
+        let mut release = Vec::new();
+        let mut configmaps = Vec::new();
+        for pod in items(
+            &c,
+            &["get", "pods", "-n", &ns.name, "-l", &sel, "-o", "json"],
+        ) {
+            let n = pod["spec"]["affinity"]["nodeAffinity"]
+                ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+                ["matchFields"][0]["values"][0]
+                .as_str()
+                .expect("a fleet pod is pinned to its node")
+                .to_string();
+            if pod["status"]["phase"] != "Pending" || !handled.insert(n.clone()) {
+                continue;
+            }
+            if failing(&n) {
+                c.kubectl(
+                    &[
+                        "patch",
+                        "pod",
+                        pod["metadata"]["name"].as_str().unwrap(),
+                        "-n",
+                        &ns.name,
+                        "--subresource=status",
+                        "--type=merge",
+                        "-p",
+                        r#"{"status":{"phase":"Failed","reason":"Evicted","message":"test: the node ran out of memory"}}"#,
+                    ],
+                    None,
+                );
+                continue;
+            }
+            let cm = pod["metadata"]["labels"]["job-name"].as_str().unwrap();
+            configmaps.push(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": { "name": cm, "namespace": ns.name },
+                "data": {
+                    "format": "yaml",
+                    "snapshot.yaml": format!(
+                        "kind: Snapshot\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata:\n  source-node: {n}\n  version: 0.0.0\nmeasurements: []\n"
+                    ),
+                },
+            }));
+            release.push(n);
+        }
+        if !configmaps.is_empty() {
+            let list =
+                serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": configmaps });
+            c.kubectl(
+                &[
+                    "apply",
+                    "--server-side",
+                    "--field-manager=aicr-test",
+                    "-f",
+                    "-",
+                ],
+                Some(&list.to_string()),
+            );
+            let mut args = vec!["taint".to_string(), "nodes".to_string()];
+            args.extend(release);
+            args.push("aicr-test/hold-".into());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            c.kubectl(&args, None);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let elapsed = started.elapsed();
+    let (status, out, err) = agent.finish();
+    eprintln!("fleet of {N}: {elapsed:?}, at most {max_active} Jobs active at once");
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert_eq!(out, "");
+    assert_eq!(handled.len(), N, "every node got its Job and pod");
+    assert!(
+        (2..=PARALLEL).contains(&max_active),
+        "{max_active} Jobs were active at once; --parallel {PARALLEL}"
+    );
+    // The table: one row per node.
+    for n in &nodes {
+        let row = err
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(n))
+            .unwrap_or_else(|| panic!("no row for {n}:\n{err}"));
+        if failing(n) {
+            assert!(
+                row.contains(" failed ")
+                    && row.contains("BackoffLimitExceeded")
+                    && row.contains("Evicted test: the node ran out of memory"),
+                "{row}"
+            );
+        } else {
+            let file = format!("{out_dir}{n}.yaml");
+            assert!(row.contains(" ok ") && row.ends_with(&file), "{row}");
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.contains(&format!("source-node: {n}\n")), "{text}");
+        }
+    }
+    let files = std::fs::read_dir(&out_dir).unwrap().count();
+    assert_eq!(files, N - want_failed.len());
+    let names: Vec<&str> = want_failed.iter().map(|s| s.as_str()).collect();
+    assert!(
+        err.contains(&format!(
+            "error: 20 of 200 nodes gave no snapshot: {} (see the table above)",
+            names.join(", ")
+        )),
+        "{err}"
+    );
+    assert_nothing_left(&c, &ns.name, &run);
+    drop(fleet);
 }

@@ -221,6 +221,38 @@ fn bad_agent_flags() {
     settings().bind(|| insta::assert_snapshot!("agent_bad_flags", all));
 }
 
+/// Bad --all-nodes flags: exit 2 with what is allowed, before any request.
+#[test]
+fn bad_fleet_flags() {
+    let cases: &[&[&str]] = &[
+        &["snapshot", "--all-nodes"],
+        &["snapshot", "--agent", "--parallel", "5"],
+        &["snapshot", "--agent", "--all-nodes", "--parallel", "0"],
+        &["snapshot", "--agent", "--all-nodes", "--parallel", "257"],
+        &["snapshot", "--agent", "--all-nodes", "-o", "-"],
+        &["snapshot", "--agent", "--all-nodes", "-o", "cm://ns/name"],
+        &["snapshot", "--agent", "--all-nodes", "-o", "Cargo.toml"],
+        &["snapshot", "--agent", "--all-nodes", "-o", "no-such-dir"],
+        &["snapshot", "--agent", "--all-nodes", "-t", "table"],
+        &[
+            "snapshot",
+            "--agent",
+            "--all-nodes",
+            "--dry-run",
+            "-o",
+            "snaps/",
+        ],
+    ];
+    let mut all = String::new();
+    for args in cases {
+        let out = run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        all.push_str(&transcript(args));
+    }
+    settings().bind(|| insta::assert_snapshot!("fleet_bad_flags", all));
+}
+
 /// Without a cluster the run stops before creating anything: exit 6.
 #[test]
 fn no_cluster_is_unavailable() {
@@ -1308,4 +1340,139 @@ fn fleet_over_200_nodes() {
     );
     assert_nothing_left(&c, &ns.name, &run);
     drop(fleet);
+}
+
+/// --all-nodes --dry-run: the matching nodes on stderr, the shared objects
+/// and the first node's on stdout, nothing created; a node name that is no
+/// DNS label gets a hashed object name. No matching node: exit 3.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn fleet_dry_run_and_no_nodes() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-fleet-dry");
+    let run = format!("d{}", &unique("x").replace('-', "")[1..12]);
+    let label = format!("aicr-test/fleet={run}");
+    let labels = format!("aicr-test/fleet: {run}");
+    let _a = Node::new(&c, &format!("fleet-{run}-b"), &labels, "");
+    let _b = Node::new(&c, &format!("fleet-{run}.a.example"), &labels, "");
+    let (status, out, err) = Agent::start(
+        &c,
+        &[
+            "--all-nodes",
+            "--dry-run",
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &label,
+        ],
+    )
+    .finish();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "2 nodes match {label} (the manifests are those of the first; each node gets its own ConfigMap and Job):\n  fleet-{run}-b\n  fleet-{run}.a.example\n"
+        )),
+        "{err}"
+    );
+    let docs: Vec<serde_yaml_ng::Value> = out
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml_ng::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Job"
+        ]
+    );
+    let names: Vec<&str> = docs[1]["rules"][0]["resourceNames"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], format!("aicr-snapshot-{run}-fleet-{run}-b"));
+    assert!(
+        names[1].starts_with(&format!("aicr-snapshot-{run}-fleet-{run}-a-"))
+            && names[1].len() == 63
+            && names[1][55..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{names:?}"
+    );
+    assert_eq!(docs[6]["metadata"]["name"].as_str(), Some(names[0]));
+    assert_nothing_left(&c, &ns.name, &run);
+
+    let (status, out, err) = Agent::start(
+        &c,
+        &[
+            "--all-nodes",
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &format!("aicr-test/fleet=none-{run}"),
+        ],
+    )
+    .finish();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(&format!(
+            "error: no node matches the node selector aicr-test/fleet=none-{run} (--node-selector): nothing to snapshot"
+        )),
+        "{err}"
+    );
+}
+
+/// SIGINT during a fleet run: every object created (shared, per node) is
+/// deleted, then the signal ends the process.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn fleet_interrupt_cleans_up() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-fleet-int");
+    let run = format!("j{}", &unique("x").replace('-', "")[1..12]);
+    let label = format!("aicr-test/fleet={run}");
+    let labels = format!("aicr-test/fleet: {run}");
+    let taint = format!("{{key: aicr-test/hold, value: {run}, effect: NoSchedule}}");
+    let _nodes: Vec<Node> = (0..3)
+        .map(|i| Node::new(&c, &format!("fleet-{run}-{i}"), &labels, &taint))
+        .collect();
+    let agent = Agent::start(
+        &c,
+        &[
+            "--all-nodes",
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &label,
+        ],
+    );
+    wait_for("the three pods", || {
+        let sel = format!("app.kubernetes.io/instance={run}");
+        (items(
+            &c,
+            &["get", "pods", "-n", &ns.name, "-l", &sel, "-o", "json"],
+        )
+        .len()
+            == 3)
+            .then_some(())
+    });
+    // SAFETY: kill(2) on the child's pid.
+    unsafe { libc::kill(agent.child.id() as i32, libc::SIGINT) };
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{err}");
+    assert_eq!(out, "");
+    assert_nothing_left(&c, &ns.name, &run);
 }

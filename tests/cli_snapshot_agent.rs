@@ -1476,3 +1476,103 @@ fn fleet_interrupt_cleans_up() {
     assert_eq!(out, "");
     assert_nothing_left(&c, &ns.name, &run);
 }
+
+/// Without -o: the node that succeeded keeps its ConfigMap (the result,
+/// named in the table), the node whose pod never runs times out (its row
+/// says so, exit 6), and everything else is deleted.
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
+    let c = modern();
+    let ns = Ns::new(&c, "agent-fleet-cm");
+    let run = format!("k{}", &unique("x").replace('-', "")[1..12]);
+    let label = format!("aicr-test/fleet={run}");
+    let labels = format!("aicr-test/fleet: {run}");
+    let taint = format!("{{key: aicr-test/hold, value: {run}, effect: NoSchedule}}");
+    let ok = Node::new(&c, &format!("fleet-{run}-ok"), &labels, &taint);
+    let stuck = Node::new(&c, &format!("fleet-{run}-stuck"), &labels, &taint);
+    let agent = Agent::start(
+        &c,
+        &[
+            "--all-nodes",
+            "-n",
+            &ns.name,
+            "--run-id",
+            &run,
+            "--node-selector",
+            &label,
+            "--timeout",
+            "8s",
+        ],
+    );
+    let cm = format!("aicr-snapshot-{run}-{}", ok.name);
+    wait_for("the ok node's Job", || {
+        c.try_kubectl(&["get", "job", &cm, "-n", &ns.name], "")
+            .0
+            .then_some(())
+    });
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": cm, "namespace": ns.name },
+        "data": {
+            "format": "yaml",
+            "snapshot.yaml": format!("kind: Snapshot\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata:\n  source-node: {}\nmeasurements: []\n", ok.name),
+        },
+    });
+    c.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=aicr-test",
+            "-f",
+            "-",
+        ],
+        Some(&doc.to_string()),
+    );
+    c.kubectl(&["taint", "nodes", &ok.name, "aicr-test/hold-"], None);
+    let (status, out, err) = agent.finish();
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert_eq!(out, "");
+    let row = |n: &str| {
+        err.lines()
+            .find(|l| l.split_whitespace().next() == Some(n))
+            .unwrap_or_else(|| panic!("no row for {n}:\n{err}"))
+            .to_string()
+    };
+    assert!(
+        row(&ok.name).ends_with(&format!(" ok         cm://{}/{cm}", ns.name)),
+        "{err}"
+    );
+    let r = row(&stuck.name);
+    assert!(
+        r.contains(" timed out  the snapshot Job ") && r.contains("did not finish within 8s"),
+        "{r}"
+    );
+    assert!(
+        err.contains(&format!(
+            "error: 1 of 2 nodes gave no snapshot: {} (see the table above)",
+            stuck.name
+        )),
+        "{err}"
+    );
+    // The result stays, with the snapshot; nothing else does.
+    let data = c.kubectl(
+        &[
+            "get",
+            "configmap",
+            &cm,
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.data.snapshot\\.yaml}",
+        ],
+        None,
+    );
+    assert!(
+        data.contains(&format!("source-node: {}", ok.name)),
+        "{data}"
+    );
+    c.kubectl(&["delete", "configmap", &cm, "-n", &ns.name], None);
+    assert_nothing_left(&c, &ns.name, &run);
+}

@@ -234,6 +234,7 @@ fn bad_fleet_flags() {
         &["snapshot", "--agent", "--all-nodes", "-o", "Cargo.toml"],
         &["snapshot", "--agent", "--all-nodes", "-o", "no-such-dir"],
         &["snapshot", "--agent", "--all-nodes", "-t", "table"],
+        &["snapshot", "--agent", "--all-nodes", "--no-cleanup"],
         &[
             "snapshot",
             "--agent",

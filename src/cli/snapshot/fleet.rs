@@ -64,6 +64,12 @@ impl FleetSettings {
             }
             return Ok(None);
         }
+        if a.no_cleanup {
+            return Err(UsageError(
+                "--no-cleanup is for a single-node run: --all-nodes deletes each node's Job as it ends (to look at one, run --agent with --node-selector for that node)".into(),
+            )
+            .into());
+        }
         let parallel = a.parallel.unwrap_or(DEFAULT_PARALLEL);
         if !(1..=agent::fleet::MAX_PARALLEL).contains(&parallel) {
             return Err(UsageError(format!(

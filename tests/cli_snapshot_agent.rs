@@ -1480,7 +1480,9 @@ fn fleet_interrupt_cleans_up() {
 
 /// Without -o: the node that succeeded keeps its ConfigMap (the result,
 /// named in the table), the node whose pod never runs times out (its row
-/// says so, exit 6), and everything else is deleted.
+/// says so, exit 6), and everything else is deleted. (25 s: with 8 s the
+/// node released at once timed out too while the 200-node test loaded the
+/// cluster.)
 #[test]
 #[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
 fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
@@ -1503,7 +1505,7 @@ fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
             "--node-selector",
             &label,
             "--timeout",
-            "8s",
+            "25s",
         ],
     );
     let cm = format!("aicr-snapshot-{run}-{}", ok.name);
@@ -1547,7 +1549,7 @@ fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
     );
     let r = row(&stuck.name);
     assert!(
-        r.contains(" timed out  the snapshot Job ") && r.contains("did not finish within 8s"),
+        r.contains(" timed out  the snapshot Job ") && r.contains("did not finish within 25s"),
         "{r}"
     );
     assert!(

@@ -314,3 +314,98 @@ fn apply(doc: &Value, ops: &[Value]) -> Value {
     }
     doc
 }
+
+/// `--baseline`: one baseline against many documents (a directory expanded
+/// in name order, and a file), in one report; only the differing ones have
+/// table rows, yaml/json list every document; --fail-on-drift is exit 1
+/// when any differs.
+#[test]
+fn baseline_against_many() {
+    const DIR: &str = "tests/fixtures/diff/fleet";
+    let args = ["diff", "--baseline", SNAP_A, DIR, SNAP_B];
+    let out = run(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("2 of 3 documents differ from the baseline {SNAP_A}\n")
+    );
+    let table = stdout(&out);
+    assert!(!table.contains("node-a.yaml"), "{table}");
+    let pair = stdout(&run(&["diff", SNAP_A, SNAP_B]));
+    // Each differing document has the rows of a two-document diff.
+    for doc in [format!("{DIR}/node-b.yaml"), SNAP_B.to_string()] {
+        let rows = table.lines().filter(|l| l.starts_with(&doc)).count();
+        assert_eq!(rows + 1, pair.lines().count(), "{doc}: {table}");
+    }
+    settings().bind(|| insta::assert_snapshot!("diff_baseline_table", transcript(&args)));
+
+    let json: Value = serde_json::from_str(&stdout(&run(&[
+        "diff",
+        "--baseline",
+        SNAP_A,
+        DIR,
+        SNAP_B,
+        "-t",
+        "json",
+    ])))
+    .unwrap();
+    let docs: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["document"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            format!("{DIR}/node-a.yaml").as_str(),
+            format!("{DIR}/node-b.yaml").as_str(),
+            SNAP_B
+        ]
+    );
+    assert_eq!(json[0]["changes"], serde_json::json!([]));
+    let pair_json: Value =
+        serde_json::from_str(&stdout(&run(&["diff", SNAP_A, SNAP_B, "-t", "json"]))).unwrap();
+    assert_eq!(json[2]["changes"], pair_json);
+
+    let drift = run(&["diff", "--baseline", SNAP_A, DIR, "--fail-on-drift"]);
+    assert_eq!(code(&drift), 1, "{}", stderr(&drift));
+    let same = run(&[
+        "diff",
+        "--baseline",
+        SNAP_A,
+        &format!("{DIR}/node-a.yaml"),
+        "--fail-on-drift",
+    ]);
+    assert_eq!(code(&same), 0, "{}", stderr(&same));
+    assert_eq!(stdout(&same), "");
+}
+
+/// Bad `--baseline` uses: exit 2 with what is allowed.
+#[test]
+fn baseline_bad_inputs() {
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["diff", "--baseline", SNAP_A, SNAP_B, "-t", "patch"],
+            "error: -t patch gives one document's patch; with --baseline give table, yaml or json\n",
+        ),
+        (
+            vec!["diff", "--baseline", SNAP_A, "-"],
+            "error: --baseline reads no standard input (-): give files, directories or cm:// ConfigMaps\n",
+        ),
+        (
+            vec!["diff", "--baseline", SNAP_A, &empty],
+            "holds no .yaml, .yml or .json document to compare with the baseline\n",
+        ),
+        (vec!["diff", SNAP_A, SNAP_B, SNAP_B], "--baseline"),
+        (vec!["diff", "--baseline", SNAP_A, RECIPE_A], "RecipeResult"),
+    ];
+    for (args, want) in cases {
+        let out = run(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -1,7 +1,9 @@
 //! `aicr diff A B`: reads two snapshots or two recipes (files, `-`, or
 //! `cm://` ConfigMaps), asks `crate::diff`
 //! what changed from A to B, and prints it as a table, YAML, JSON or a JSON
-//! Patch. With `--fail-on-drift` any difference exits 1.
+//! Patch. With `--baseline DOC` it compares DOC with each of many documents
+//! (directories expanded) in one report. With `--fail-on-drift` any
+//! difference exits 1.
 
 use crate::error::Result;
 use clap::{Args, ValueEnum};
@@ -21,12 +23,21 @@ use crate::serializer::{self, table, Format, Output};
 )]
 pub struct DiffArgs {
     /// The earlier document: a Snapshot or RecipeResult file (YAML or JSON), - for stdin, or cm://NAMESPACE/NAME
-    #[arg(value_name = "A")]
-    pub a: String,
+    #[arg(value_name = "A", required_unless_present = "baseline")]
+    pub a: Option<String>,
 
     /// The later document, of the same kind as A; - for stdin (only one of A and B), or cm://NAMESPACE/NAME
-    #[arg(value_name = "B")]
-    pub b: String,
+    #[arg(value_name = "B", required_unless_present = "baseline")]
+    pub b: Option<String>,
+
+    /// With --baseline: more documents to compare with it
+    #[arg(value_name = "MORE", requires = "baseline")]
+    pub more: Vec<String>,
+
+    /// Compare this document with each of A, B, MORE (files, directories of .yaml/.yml/.json
+    /// documents, or cm://NAMESPACE/NAME) in one report
+    #[arg(long, value_name = "DOC")]
+    pub baseline: Option<String>,
 
     #[command(flatten)]
     pub cluster: super::cluster::ClusterArgs,
@@ -63,7 +74,9 @@ pub enum DiffFormat {
 /// Everything `diff` needs, resolved before work starts.
 struct Settings {
     a: String,
-    b: String,
+    /// With `--baseline`: every document compared with A, in order.
+    targets: Vec<String>,
+    baseline: bool,
     format: DiffFormat,
     output: Output,
     fail_on_drift: bool,
@@ -73,7 +86,67 @@ struct Settings {
 
 impl Settings {
     fn resolve(args: DiffArgs) -> Result<Settings> {
-        if args.a == "-" && args.b == "-" {
+        if let Some(base) = args.baseline.clone() {
+            return Settings::resolve_baseline(base, args);
+        }
+        if args.a.is_none() || args.b.is_none() {
+            return Err(UsageError(
+                "diff compares two documents A and B (or many with --baseline)".into(),
+            )
+            .into());
+        }
+        Settings::resolve_pair(args)
+    }
+
+    /// `--baseline BASE A [B MORE...]`: directories expanded (sorted), at
+    /// most [`MAX_TARGETS`] documents; no stdin, no patch.
+    fn resolve_baseline(base: String, args: DiffArgs) -> Result<Settings> {
+        if args.format == DiffFormat::Patch {
+            return Err(UsageError(
+                "-t patch gives one document's patch; with --baseline give table, yaml or json"
+                    .into(),
+            )
+            .into());
+        }
+        let mut targets = Vec::new();
+        for arg in args.a.iter().chain(&args.b).chain(&args.more) {
+            if arg == "-" || base == "-" {
+                return Err(UsageError("--baseline reads no standard input (-): give files, directories or cm:// ConfigMaps".into()).into());
+            }
+            super::configmap::check_input(arg)?;
+            match std::fs::metadata(arg) {
+                Ok(m) if m.is_dir() => targets.extend(documents_in(arg)?),
+                _ => targets.push(arg.clone()),
+            }
+            if targets.len() > MAX_TARGETS {
+                return Err(UsageError(format!("more than {MAX_TARGETS} documents to compare with the baseline; compare them in parts")).into());
+            }
+        }
+        super::configmap::check_input(&base)?;
+        let output = Output::parse(args.output.as_deref());
+        output.check()?;
+        let cluster = args.cluster.resolve(super::configmap::TIMEOUT)?;
+        Ok(Settings {
+            a: base,
+            targets,
+            baseline: true,
+            format: args.format,
+            output,
+            fail_on_drift: args.fail_on_drift,
+            cluster,
+        })
+    }
+
+    fn resolve_pair(args: DiffArgs) -> Result<Settings> {
+        let (a, b) = (args.a.unwrap_or_default(), args.b.unwrap_or_default());
+        if !args.more.is_empty() {
+            return Err(UsageError(
+                "diff compares two documents; to compare many with one, give it with --baseline"
+                    .into(),
+            )
+            .into());
+        }
+        if a == "-" && b == "-" {
             return Err(UsageError(
                 "A and B are both - (stdin); at most one of them can be read from stdin".into(),
             )
@@ -81,12 +154,13 @@ impl Settings {
         }
         let output = Output::parse(args.output.as_deref());
         output.check()?;
-        super::configmap::check_input(&args.a)?;
-        super::configmap::check_input(&args.b)?;
+        super::configmap::check_input(&a)?;
+        super::configmap::check_input(&b)?;
         let cluster = args.cluster.resolve(super::configmap::TIMEOUT)?;
         Ok(Settings {
-            a: args.a,
-            b: args.b,
+            a,
+            targets: vec![b],
+            baseline: false,
             format: args.format,
             output,
             fail_on_drift: args.fail_on_drift,
@@ -95,10 +169,47 @@ impl Settings {
     }
 }
 
+/// The most documents one `--baseline` run compares.
+const MAX_TARGETS: usize = 10_000;
+
+/// The `.yaml`, `.yml` and `.json` files of a directory, sorted by name.
+fn documents_in(dir: &str) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|io| serializer::Error::Read {
+        path: dir.to_string(),
+        io,
+    })?;
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.map_err(|io| serializer::Error::Read {
+            path: dir.to_string(),
+            io,
+        })?;
+        let p = e.path();
+        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
+        if matches!(ext, "yaml" | "yml" | "json") && p.is_file() {
+            out.push(p.display().to_string());
+        }
+        if out.len() > MAX_TARGETS {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Err(UsageError(format!(
+            "{dir} holds no .yaml, .yml or .json document to compare with the baseline"
+        ))
+        .into());
+    }
+    out.sort();
+    Ok(out)
+}
+
 pub fn run(args: DiffArgs) -> Result<ExitStatus> {
     let settings = Settings::resolve(args)?;
+    if settings.baseline {
+        return run_baseline(&settings);
+    }
     let a = read(&settings.a, &settings.cluster)?;
-    let b = read(&settings.b, &settings.cluster)?;
+    let b = read(&settings.targets[0], &settings.cluster)?;
     let pair = Pair::new(a, b)?;
     let changes = pair.changes();
     tracing::debug!(kind = %pair.kind(), changes = changes.len(), "compared");
@@ -121,6 +232,57 @@ pub fn run(args: DiffArgs) -> Result<ExitStatus> {
     emit_verdict(&settings.output, &text, verdict)
 }
 
+/// `--baseline`: each document against the baseline, in one report: a
+/// table with the document in the first column (only changes), or a
+/// yaml/json list of `{document, changes}` (every document).
+fn run_baseline(settings: &Settings) -> Result<ExitStatus> {
+    let base = read(&settings.a, &settings.cluster)?;
+    let mut reports = Vec::new();
+    for t in &settings.targets {
+        let doc = read(t, &settings.cluster)?;
+        let changes = Pair::new(base.clone(), doc)?.changes();
+        reports.push((t.clone(), changes));
+    }
+    let differ = reports.iter().filter(|(_, c)| !c.is_empty()).count();
+    tracing::info!(
+        "{differ} of {} documents differ from the baseline {}",
+        reports.len(),
+        settings.a
+    );
+    let text = match settings.format {
+        DiffFormat::Table if differ == 0 => String::new(),
+        DiffFormat::Table => {
+            let mut rows = vec![["DOCUMENT", "CHANGE", "PATH", "OLD", "NEW"]
+                .map(String::from)
+                .to_vec()];
+            for (t, changes) in &reports {
+                for c in changes {
+                    rows.push(std::iter::once(t.clone()).chain(change_row(c)).collect());
+                }
+            }
+            table::render(&rows)
+        }
+        f => {
+            let list: Vec<Value> = reports
+                .iter()
+                .map(|(t, c)| serde_json::json!({ "document": t, "changes": to_value(c) }))
+                .collect();
+            let f = if f == DiffFormat::Json {
+                Format::Json
+            } else {
+                Format::Yaml
+            };
+            serializer::render(&Value::Array(list), f)
+        }
+    };
+    let verdict = if settings.fail_on_drift && differ > 0 {
+        ExitStatus::Findings
+    } else {
+        ExitStatus::Success
+    };
+    emit_verdict(&settings.output, &text, verdict)
+}
+
 fn read(path: &str, cluster: &crate::k8s::ClusterSettings) -> Result<Document> {
     let bytes = super::configmap::read(path, None, cluster)?;
     let value = serializer::parse_value(&bytes, path, EXPECTED)?;
@@ -133,19 +295,22 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 }
 
 fn render_table(changes: &[Change]) -> String {
+    let mut rows = vec![["CHANGE", "PATH", "OLD", "NEW"].map(String::from).to_vec()];
+    rows.extend(changes.iter().map(change_row));
+    table::render(&rows)
+}
+
+/// CHANGE, PATH, OLD, NEW of one change.
+fn change_row(c: &Change) -> Vec<String> {
     let cell = |v: &Option<Value>| {
         v.as_ref()
             .map(|v| table::scalar_text(v).replace('\n', "\\n"))
             .unwrap_or_default()
     };
-    let mut rows = vec![["CHANGE", "PATH", "OLD", "NEW"].map(String::from).to_vec()];
-    rows.extend(changes.iter().map(|c| {
-        vec![
-            c.change.to_string(),
-            c.path.clone(),
-            cell(&c.old),
-            cell(&c.new),
-        ]
-    }));
-    table::render(&rows)
+    vec![
+        c.change.to_string(),
+        c.path.clone(),
+        cell(&c.old),
+        cell(&c.new),
+    ]
 }

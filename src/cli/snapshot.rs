@@ -20,6 +20,8 @@ use crate::k8s::agent;
 use crate::measurement::{Measurement, MeasurementType, Snapshot, SNAPSHOT_KIND};
 use crate::serializer::{self, Format, Output, API_VERSION};
 
+mod fleet;
+
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     #[command(flatten)]
@@ -152,6 +154,15 @@ pub struct AgentArgs {
     /// The run id in every object's name and label (lowercase letters and digits, at most 16) [default: random]
     #[arg(long, value_name = "ID", help_heading = "Agent")]
     pub run_id: Option<String>,
+
+    /// Snapshot every node matching --node-selector, one Job per node; -o DIR/ writes DIR/<node>.yaml,
+    /// without -o each snapshot stays in cm://NAMESPACE/<prefix>-snapshot-<run id>-<node>
+    #[arg(long, help_heading = "Agent")]
+    pub all_nodes: bool,
+
+    /// With --all-nodes: how many Jobs run at a time (1 to 256) [default: 10]
+    #[arg(long, value_name = "N", help_heading = "Agent")]
+    pub parallel: Option<usize>,
 }
 
 struct Settings {
@@ -301,14 +312,7 @@ fn emit_snapshot(
     format: Format,
     cluster: &crate::k8s::ClusterSettings,
 ) -> Result<ExitStatus> {
-    let text = match format {
-        Format::Table => snapshot.to_table(),
-        f => serializer::render(
-            &serde_json::to_value(snapshot)
-                .map_err(|e| crate::error::Error::new(crate::error::Class::Internal, e))?,
-            f,
-        ),
-    };
+    let text = render_snapshot(snapshot, format)?;
     let doc = Doc {
         kind: crate::k8s::configmap::DocKind::Snapshot,
         format,
@@ -317,6 +321,18 @@ fn emit_snapshot(
     };
     configmap::emit_document(output, &doc, cluster)?;
     Ok(ExitStatus::Success)
+}
+
+/// A snapshot as text in `format`.
+fn render_snapshot(snapshot: &Snapshot, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Table => snapshot.to_table(),
+        f => serializer::render(
+            &serde_json::to_value(snapshot)
+                .map_err(|e| crate::error::Error::new(crate::error::Class::Internal, e))?,
+            f,
+        ),
+    })
 }
 
 /// The agent flags given without `--agent`: refused, naming the first.
@@ -335,6 +351,8 @@ fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
         ("--runtime-class", a.runtime_class.is_some()),
         ("--no-cleanup", a.no_cleanup),
         ("--run-id", a.run_id.is_some()),
+        ("--all-nodes", a.all_nodes),
+        ("--parallel", a.parallel.is_some()),
     ];
     match given.iter().find(|(_, g)| *g) {
         Some((flag, _)) => Err(UsageError(format!(
@@ -376,14 +394,21 @@ struct AgentSettings {
     output: Output,
     format: Format,
     cluster: crate::k8s::ClusterSettings,
+    /// `--all-nodes`, resolved.
+    fleet: Option<fleet::FleetSettings>,
 }
 
 impl AgentSettings {
     fn resolve(args: SnapshotArgs, env: &AgentEnv) -> Result<AgentSettings> {
         let (node_selector, tolerations) = placement(&args.agent)?;
         let (snapshot_args, not_collected) = pod_collector_args(&args, args.agent.privileged)?;
+        let fleet = fleet::FleetSettings::resolve(&args)?;
         let a = args.agent;
-        let (output, format) = args.out.resolve(Format::Yaml)?;
+        let (output, format) = match &fleet {
+            // -o is the directory of the snapshots, resolved above.
+            Some(_) => (Output::Stdout, args.out.format.unwrap_or(Format::Yaml)),
+            None => args.out.resolve(Format::Yaml)?,
+        };
         if a.dry_run {
             configmap::refuse_output(&output, "the agent's manifests")?;
             if format == Format::Table {
@@ -514,6 +539,7 @@ impl AgentSettings {
             output,
             format,
             cluster,
+            fleet,
         })
     }
 }
@@ -621,6 +647,9 @@ fn pod_collector_args(
 /// `snapshot --agent`: prints the manifests (`--dry-run`), or runs the
 /// agent and writes the snapshot it captured.
 fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
+    if let Some(f) = &s.fleet {
+        return fleet::run(&s, f);
+    }
     if s.dry_run {
         let manifests = s.spec.manifests();
         let text = match s.format {
@@ -652,20 +681,31 @@ fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
             s.spec.selector()
         );
     }
-    let mut snapshot = Snapshot::parse(&outcome.snapshot, &s.spec.configmap_uri())?;
-    for kind in &s.not_collected {
-        snapshot.measurements.push(Measurement::unavailable(
-            *kind,
-            "not collected: the agent ran without --privileged, so it cannot read the node's files",
-        ));
-    }
-    snapshot.measurements.sort_by_key(|m| m.kind);
+    let snapshot = agent_snapshot(&outcome.snapshot, &s.spec.configmap_uri(), &s.not_collected)?;
     if !has_gpu_data(&snapshot) {
         tracing::warn!(
             "the captured snapshot holds no GPU data: the pod ran on a node without a GPU it could reach (see --node-selector, --require-gpu, --runtime-class, --privileged)"
         );
     }
     emit_snapshot(&snapshot, &s.output, s.format, &s.cluster)
+}
+
+/// The snapshot a pod wrote (read from `source`), with the measurements
+/// it was not asked to take marked unavailable.
+fn agent_snapshot(
+    bytes: &[u8],
+    source: &str,
+    not_collected: &[MeasurementType],
+) -> Result<Snapshot> {
+    let mut snapshot = Snapshot::parse(bytes, source)?;
+    for kind in not_collected {
+        snapshot.measurements.push(Measurement::unavailable(
+            *kind,
+            "not collected: the agent ran without --privileged, so it cannot read the node's files",
+        ));
+    }
+    snapshot.measurements.sort_by_key(|m| m.kind);
+    Ok(snapshot)
 }
 
 /// The collectors that read the node's files, and their measurements.

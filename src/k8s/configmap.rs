@@ -563,7 +563,11 @@ fn data_size(data: &BTreeMap<String, String>) -> u64 {
 }
 
 /// The document of `kind` in a ConfigMap object.
-fn document_of(obj: &Value, target: &Target, kind: Option<DocKind>) -> Result<Vec<u8>, Error> {
+pub(crate) fn document_of(
+    obj: &Value,
+    target: &Target,
+    kind: Option<DocKind>,
+) -> Result<Vec<u8>, Error> {
     let data = obj.get("data").and_then(Value::as_object);
     let format = data.and_then(|d| d.get("format")).and_then(Value::as_str);
     let wanted = read_keys(kind, format);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub mod fleet;
 pub mod run;
 
 /// `app.kubernetes.io/name` of every object.
@@ -254,70 +255,105 @@ impl Spec {
     /// The objects of the run, in the order they are created.
     pub fn manifests(&self) -> Vec<Value> {
         let name = self.name();
-        let cname = self.cluster_name();
-        let sa = self.service_account_name();
-        let subject =
-            json!([{ "kind": "ServiceAccount", "name": sa, "namespace": self.namespace }]);
         let mut out = Vec::new();
-        if self.service_account.is_none() {
-            out.push(json!({
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": self.meta(&name, true),
-            }));
-        }
+        out.extend(self.service_account_manifest());
         // Created empty here, so the pod needs no `create` (which RBAC
         // cannot restrict to one name): it may only read and update it.
-        out.push(json!({
+        out.push(self.configmap_manifest(&name));
+        out.extend(self.rbac_manifests(std::slice::from_ref(&name)));
+        out.push(self.job_manifest(&name, &self.configmap_uri(), None));
+        out
+    }
+
+    /// The objects a fleet run (`--all-nodes`) creates once: the
+    /// ServiceAccount and the RBAC objects, the Role granting the
+    /// ConfigMaps `names`.
+    pub fn shared_manifests(&self, names: &[String]) -> Vec<Value> {
+        let mut out: Vec<Value> = self.service_account_manifest().into_iter().collect();
+        out.extend(self.rbac_manifests(names));
+        out
+    }
+
+    /// The objects of one node of a fleet run: its ConfigMap and its Job
+    /// (both called `name`), the Job pinned to `node` by name.
+    pub fn node_manifests(&self, node: &str, name: &str) -> Vec<Value> {
+        let uri = format!("{}{}/{name}", crate::k8s::configmap::SCHEME, self.namespace);
+        vec![
+            self.configmap_manifest(name),
+            self.job_manifest(name, &uri, Some(node)),
+        ]
+    }
+
+    fn service_account_manifest(&self) -> Option<Value> {
+        self.service_account.is_none().then(|| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": self.meta(&self.name(), true),
+            })
+        })
+    }
+
+    fn configmap_manifest(&self, name: &str) -> Value {
+        json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": self.meta(&name, true),
-        }));
-        out.push(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": self.meta(&name, true),
-            "rules": [{
-                "apiGroups": [""],
-                "resources": ["configmaps"],
-                "resourceNames": [name],
-                "verbs": ["get", "update"],
-            }],
-        }));
-        out.push(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": self.meta(&name, true),
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
-            "subjects": subject,
-        }));
-        out.push(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": self.meta(&cname, false),
-            "rules": [
-                { "apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list"] },
-                { "apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list"] },
-            ],
-        }));
-        out.push(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": self.meta(&cname, false),
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cname },
-            "subjects": subject,
-        }));
-        out.push(self.job());
-        out
+            "metadata": self.meta(name, true),
+        })
+    }
+
+    /// Role and RoleBinding (the ConfigMaps `names`), ClusterRole and
+    /// ClusterRoleBinding (nodes, pods, ClusterPolicies).
+    fn rbac_manifests(&self, names: &[String]) -> Vec<Value> {
+        let name = self.name();
+        let cname = self.cluster_name();
+        let subject = json!([{ "kind": "ServiceAccount", "name": self.service_account_name(), "namespace": self.namespace }]);
+        vec![
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": self.meta(&name, true),
+                "rules": [{
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": names,
+                    "verbs": ["get", "update"],
+                }],
+            }),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": self.meta(&name, true),
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+                "subjects": subject,
+            }),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": self.meta(&cname, false),
+                "rules": [
+                    { "apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list"] },
+                    { "apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list"] },
+                ],
+            }),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": self.meta(&cname, false),
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cname },
+                "subjects": subject,
+            }),
+        ]
     }
 
     /// The command line of the pod's container.
     pub fn container_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "snapshot".to_string(),
-            "-o".to_string(),
-            self.configmap_uri(),
-        ];
+        self.container_args_to(&self.configmap_uri())
+    }
+
+    /// The command line of a container writing to the ConfigMap `uri`.
+    fn container_args_to(&self, uri: &str) -> Vec<String> {
+        let mut args = vec!["snapshot".to_string(), "-o".to_string(), uri.to_string()];
         if self.privileged {
             args.push("--root".into());
             args.push(HOST_ROOT.into());
@@ -326,13 +362,15 @@ impl Spec {
         args
     }
 
-    fn job(&self) -> Value {
-        let name = self.name();
+    /// The Job `name` writing to `uri`; with `node`, required to run on
+    /// the node of that name (a `metadata.name` node affinity, as a
+    /// DaemonSet's pods have: the scheduler still checks taints and room).
+    fn job_manifest(&self, name: &str, uri: &str, node: Option<&str>) -> Value {
         let mut container = json!({
             "name": "aicr",
             "image": self.image,
             "imagePullPolicy": "IfNotPresent",
-            "args": self.container_args(),
+            "args": self.container_args_to(uri),
             "env": [{
                 "name": "NODE_NAME",
                 "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } },
@@ -369,6 +407,13 @@ impl Spec {
         if self.require_gpu {
             container["resources"] = json!({ "limits": { "nvidia.com/gpu": 1 } });
         }
+        if let Some(node) = node {
+            pod["affinity"] = json!({ "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{ "matchFields": [
+                    { "key": "metadata.name", "operator": "In", "values": [node] },
+                ] }],
+            } } });
+        }
         if let Some(rc) = &self.runtime_class {
             pod["runtimeClassName"] = json!(rc);
         }
@@ -383,7 +428,7 @@ impl Spec {
         json!({
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": self.meta(&name, true),
+            "metadata": self.meta(name, true),
             "spec": {
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": self.timeout.as_secs() + JOB_DEADLINE_MARGIN,

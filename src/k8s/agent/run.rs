@@ -233,15 +233,15 @@ fn configmap_timeout(t: Duration) -> Duration {
     t.max(Duration::from_secs(5))
 }
 
-struct Conn {
-    client: kube::Client,
-    server: String,
-    timeout: Duration,
+pub(super) struct Conn {
+    pub(super) client: kube::Client,
+    pub(super) server: String,
+    pub(super) timeout: Duration,
 }
 
 impl Conn {
     /// One request within the deadline, its failure classified.
-    async fn call(
+    pub(super) async fn call(
         &self,
         http: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
         verb: &str,
@@ -316,7 +316,11 @@ impl Conn {
     /// Asks the server about every permission, all at once (so the check
     /// takes one request's deadline); all missing ones in one error.
     async fn check(&self, spec: &Spec) -> Result<(), Error> {
-        let perms = permissions(spec);
+        self.check_all(&permissions(spec)).await
+    }
+
+    /// [`Conn::check`] of a list of permissions.
+    pub(super) async fn check_all(&self, perms: &[Permission]) -> Result<(), Error> {
         let answers = futures_util::future::join_all(perms.iter().map(|p| self.allowed(p))).await;
         let mut missing = Vec::new();
         for (p, a) in perms.iter().zip(answers) {
@@ -409,16 +413,21 @@ impl Conn {
                 }
             }
         }
-        self.wait(spec, signals, progress).await
+        let job = spec.name();
+        self.wait(spec, &job, &spec.selector(), signals, progress)
+            .await
     }
 
-    async fn wait(
+    /// Waits for the Job `job` (its pods: the label selector `pods`) to
+    /// complete, within `spec.timeout`.
+    pub(super) async fn wait(
         &self,
         spec: &Spec,
+        job: &str,
+        pods: &str,
         signals: &crate::bundler::output::HeldSignals,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(), Error> {
-        let job = spec.name();
         let shown = format!("{}/{job}", spec.namespace);
         let deadline = Instant::now() + spec.timeout;
         let path = format!("/apis/batch/v1/namespaces/{}/jobs", spec.namespace);
@@ -427,9 +436,9 @@ impl Conn {
             if signals.pending() {
                 return Err(Error::Interrupted);
             }
-            let http = kube::core::Request::new(&path).get(&job, &GetParams::default());
+            let http = kube::core::Request::new(&path).get(job, &GetParams::default());
             let obj = self
-                .call(http, "get", "jobs.batch", Some(&job), Some(&spec.namespace))
+                .call(http, "get", "jobs.batch", Some(job), Some(&spec.namespace))
                 .await?;
             let cond = |t: &str| {
                 obj.pointer("/status/conditions")
@@ -452,7 +461,7 @@ impl Conn {
                     .filter_map(Value::as_str)
                     .collect::<Vec<_>>()
                     .join(": ");
-                let pod = self.pod_state(spec).await.unwrap_or_default();
+                let pod = self.pod_state(spec, pods).await.unwrap_or_default();
                 let reason = match (job_reason.is_empty(), pod.is_empty()) {
                     (_, false) => format!("{job_reason}; {pod}"),
                     (false, true) => job_reason,
@@ -461,7 +470,7 @@ impl Conn {
                 return Err(Error::JobFailed { job: shown, reason });
             }
             let state = self
-                .pod_state(spec)
+                .pod_state(spec, pods)
                 .await
                 .unwrap_or_else(|_| "waiting for the pod".into());
             if state != last_state {
@@ -486,9 +495,9 @@ impl Conn {
     /// The run's pod as one line: its node, phase, and why it waits or
     /// failed (the container's termination message holds its last log
     /// lines).
-    async fn pod_state(&self, spec: &Spec) -> Result<String, RequestError> {
+    async fn pod_state(&self, spec: &Spec, pods: &str) -> Result<String, RequestError> {
         let path = format!("/api/v1/namespaces/{}/pods", spec.namespace);
-        let lp = ListParams::default().labels(&spec.selector());
+        let lp = ListParams::default().labels(pods);
         let http = kube::core::Request::new(&path).list(&lp);
         let list = self
             .call(http, "list", "pods", None, Some(&spec.namespace))
@@ -560,7 +569,7 @@ impl Conn {
 
     /// Deletes the objects in reverse order (the Job's pods with it); what
     /// could not be deleted is returned, and a warning says why.
-    async fn delete_all(&self, created: &[ObjectRef]) -> Vec<ObjectRef> {
+    pub(super) async fn delete_all(&self, created: &[ObjectRef]) -> Vec<ObjectRef> {
         let mut left = Vec::new();
         for obj in created.iter().rev() {
             let dp = DeleteParams {

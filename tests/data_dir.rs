@@ -303,3 +303,25 @@ fn go_reference_data_is_accepted_whole() {
         assert_eq!(code(&out), 0, "{flags}: {}", stderr(&out));
     }
 }
+
+/// The embedded overlays' constraints are checked by a unit test, not on
+/// each load; an overlay from --data is still checked as it loads, so a bad
+/// constraint in one fails every recipe, even one that does not select it.
+#[test]
+fn data_overlay_with_a_bad_constraint_is_refused_at_load() {
+    let bad = overlay(
+        "my-l40",
+        "  criteria:\n    service: eks\n    accelerator: l40\n  constraints:\n    - name: K8s.server.version\n      value: \"=< 1.30\"\n",
+    );
+    let dir = data_dir(&[("overlays/my-l40.yaml", &bad)]);
+    let out = recipe_with(dir.path(), &words("--service eks --accelerator h100"));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}/overlays/my-l40.yaml: constraint \"K8s.server.version\": value \"=< 1.30\" has unknown operator \"=<\"; operators are >=, <=, >, <, ==, != (or a bare value for an exact match)\n",
+            dir.path().display()
+        )
+    );
+}

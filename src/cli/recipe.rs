@@ -69,7 +69,9 @@ impl Settings {
 pub fn run(args: RecipeArgs) -> Result<ExitStatus> {
     let settings = Settings::resolve(&args)?;
     let store = args.data.open()?;
-    let catalog = Catalog::load(&store)?;
+    // Not dropped: the process ends after this command, and freeing every
+    // overlay's tree one allocation at a time was ~7% of a recipe run.
+    let catalog = std::mem::ManuallyDrop::new(Catalog::load(&store)?);
     let text = if settings.list {
         render_list(&catalog, &settings.criteria, settings.format)
     } else {

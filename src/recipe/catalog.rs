@@ -41,6 +41,18 @@ impl Overlay {
     /// file in messages. Whether the parent exists is judged by
     /// [`Catalog::load`], which sees every overlay.
     pub fn from_document(value: serde_json::Value, origin: String) -> Result<Overlay, Error> {
+        Overlay::from_document_with(value, origin, true)
+    }
+
+    /// [`Overlay::from_document`], with the constraint check optional: the
+    /// embedded overlays are fixed at build time and their constraints are
+    /// checked by a test (`embedded_constraints_parse`), so loading them
+    /// does not parse every constraint of every overlay on each run.
+    fn from_document_with(
+        value: serde_json::Value,
+        origin: String,
+        check_constraints: bool,
+    ) -> Result<Overlay, Error> {
         let doc: OverlayDoc = serializer::typed_document(value, &origin, OVERLAY_KIND, false)?;
         let name = doc.metadata.name.trim().to_string();
         if name.is_empty() {
@@ -58,17 +70,9 @@ impl Overlay {
         };
         // Constraints are checked as the overlay is loaded, so a recipe
         // never carries one that validate would refuse.
-        crate::constraints::parse_all(
-            &doc.spec.constraints,
-            doc.spec
-                .validation
-                .as_ref()
-                .unwrap_or(&Validation::default()),
-        )
-        .map_err(|e| Error::Overlay {
-            file: origin.clone(),
-            detail: e.to_string(),
-        })?;
+        if check_constraints {
+            check_constraints_of(&doc.spec, &origin)?;
+        }
         let parent = match doc.spec.base.trim() {
             "" if name == ROOT_OVERLAY => None,
             "" => Some(ROOT_OVERLAY.to_string()),
@@ -82,6 +86,20 @@ impl Overlay {
             spec: doc.spec,
         })
     }
+}
+
+/// Every constraint of an overlay (top-level and per validation phase)
+/// parses, with no duplicates.
+fn check_constraints_of(spec: &OverlaySpec, origin: &str) -> Result<(), Error> {
+    crate::constraints::parse_all(
+        &spec.constraints,
+        spec.validation.as_ref().unwrap_or(&Validation::default()),
+    )
+    .map(drop)
+    .map_err(|e| Error::Overlay {
+        file: origin.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 #[derive(Debug)]
@@ -101,7 +119,7 @@ impl Catalog {
             }
             let origin = store.origin(&rel);
             let value = store.document(&rel, OVERLAY_KIND)?;
-            let overlay = Overlay::from_document(value, origin)?;
+            let overlay = Overlay::from_document_with(value, origin, store.is_external(&rel))?;
             let name = overlay.name.clone();
             if let Some(prev) = by_name.get(&name) {
                 return Err(Error::DuplicateOverlay {
@@ -641,5 +659,30 @@ mod tests {
         );
         let e = deployment_order(&[r("a", &["zz"])]).unwrap_err();
         assert!(e.to_string().contains("depends on \"zz\""), "{e}");
+    }
+
+    /// `Catalog::load` skips the constraint check for embedded overlays
+    /// (they cannot change after the build): this is that check.
+    #[test]
+    fn embedded_constraints_parse() {
+        let store = DataStore::embedded();
+        let mut parsed = 0;
+        for rel in store.list("overlays") {
+            assert!(!store.is_external(&rel), "{rel}");
+            let value = store.document(&rel, OVERLAY_KIND).unwrap();
+            let origin = store.origin(&rel);
+            let doc: OverlayDoc =
+                serializer::typed_document(value, &origin, OVERLAY_KIND, false).unwrap();
+            let all = crate::constraints::parse_all(
+                &doc.spec.constraints,
+                doc.spec
+                    .validation
+                    .as_ref()
+                    .unwrap_or(&Validation::default()),
+            )
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+            parsed += all.len();
+        }
+        assert!(parsed > 0, "the embedded overlays have constraints");
     }
 }

@@ -116,6 +116,14 @@ impl DataStore {
         )?)
     }
 
+    /// True when `rel` is read from the `--data` directory (not from the
+    /// data embedded in the binary); false for an escaping path.
+    pub fn is_external(&self, rel: &str) -> bool {
+        self.external
+            .as_ref()
+            .is_some_and(|e| normalise(rel).is_ok_and(|key| e.files.contains_key(&key)))
+    }
+
     /// True when the data has a file at `rel`; an escaping path is an error.
     pub fn contains(&self, rel: &str) -> Result<bool, Error> {
         let key = normalise(rel)?;

@@ -7,6 +7,13 @@ mod common;
 
 use common::*;
 
+/// A run id for `--run-id`: `c` and 11 digits of `unique` (the process
+/// id, then the time's nanoseconds, padded with zeros when short).
+fn run_id(c: char) -> String {
+    let digits = common::cluster::unique("x").replace('-', "");
+    format!("{c}{:0<11.11}", &digits[1..])
+}
+
 fn dry_run(extra: &[&str]) -> std::process::Output {
     let mut args = vec!["snapshot", "--agent", "--dry-run", "--run-id", "0123abcd"];
     args.extend_from_slice(extra);
@@ -553,7 +560,7 @@ fn agent_run_on_a_gpu_node_then_cleanup() {
     let c = modern();
     let ns = Ns::new(&c, "agent-run");
     let other = Ns::new(&c, "agent-other");
-    let run = format!("r{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('r');
     let plain = Node::new(&c, &format!("cpu-{run}"), "aicr-test: cpu", "");
     let agent = Agent::start(&c, &["-n", &ns.name, "--run-id", &run, "--timeout", "50s"]);
     let pod = pod_of(&c, &ns.name, &run);
@@ -813,7 +820,7 @@ fn default_pod_is_admitted_under_restricted() {
 fn interrupt_cleans_up() {
     let c = modern();
     let ns = Ns::new(&c, "agent-int");
-    let run = format!("i{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('i');
     let agent = Agent::start(
         &c,
         &[
@@ -844,7 +851,7 @@ fn interrupt_cleans_up() {
 fn failed_job_cleans_up() {
     let c = modern();
     let ns = Ns::new(&c, "agent-fail");
-    let run = format!("f{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('f');
     let agent = Agent::start(
         &c,
         &[
@@ -896,7 +903,7 @@ fn failed_job_cleans_up() {
 fn timeout_says_why_and_cleans_up() {
     let c = modern();
     let ns = Ns::new(&c, "agent-time");
-    let run = format!("t{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('t');
     let agent = Agent::start(
         &c,
         &[
@@ -928,7 +935,7 @@ fn timeout_says_why_and_cleans_up() {
 fn missing_permissions_are_listed_before_anything_is_created() {
     let c = modern();
     let ns = Ns::new(&c, "agent-perm");
-    let run = format!("p{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('p');
     let agent = Agent::start(
         &c,
         &["-n", &ns.name, "--run-id", &run, "--context", "nobody"],
@@ -962,7 +969,7 @@ fn missing_permissions_are_listed_before_anything_is_created() {
 fn no_cleanup_keeps_and_lists_the_objects() {
     let c = modern();
     let ns = Ns::new(&c, "agent-keep");
-    let run = format!("k{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('k');
     let agent = Agent::start(
         &c,
         &[
@@ -1094,7 +1101,7 @@ fn containerfile_structure() {
 fn missing_namespace_is_not_found() {
     let c = modern();
     let ns = unique("agent-none");
-    let run = format!("n{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('n');
     let (status, out, err) = Agent::start(&c, &["-n", &ns, "--run-id", &run]).finish();
     assert_eq!(status.code(), Some(3), "{err}");
     assert_eq!(out, "");
@@ -1162,7 +1169,7 @@ fn fleet_over_200_nodes() {
     const PARALLEL: usize = 10;
     let c = modern();
     let ns = Ns::new(&c, "agent-fleet");
-    let run = format!("m{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('m');
     let label = format!("aicr-test/fleet={run}");
     let fleet = Fleet {
         c: &c,
@@ -1351,7 +1358,7 @@ fn fleet_over_200_nodes() {
 fn fleet_dry_run_and_no_nodes() {
     let c = modern();
     let ns = Ns::new(&c, "agent-fleet-dry");
-    let run = format!("d{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('d');
     let label = format!("aicr-test/fleet={run}");
     let labels = format!("aicr-test/fleet: {run}");
     let _a = Node::new(&c, &format!("fleet-{run}-b"), &labels, "");
@@ -1441,7 +1448,7 @@ fn fleet_dry_run_and_no_nodes() {
 fn fleet_interrupt_cleans_up() {
     let c = modern();
     let ns = Ns::new(&c, "agent-fleet-int");
-    let run = format!("j{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('j');
     let label = format!("aicr-test/fleet={run}");
     let labels = format!("aicr-test/fleet: {run}");
     let taint = format!("{{key: aicr-test/hold, value: {run}, effect: NoSchedule}}");
@@ -1488,7 +1495,7 @@ fn fleet_interrupt_cleans_up() {
 fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
     let c = modern();
     let ns = Ns::new(&c, "agent-fleet-cm");
-    let run = format!("k{}", &unique("x").replace('-', "")[1..12]);
+    let run = run_id('k');
     let label = format!("aicr-test/fleet={run}");
     let labels = format!("aicr-test/fleet: {run}");
     let taint = format!("{{key: aicr-test/hold, value: {run}, effect: NoSchedule}}");

@@ -8,9 +8,10 @@
 //!
 //! The cluster is shared with other tests and other people's runs, so the
 //! tests assert only what their own objects determine, or compare the
-//! snapshot with what kubectl lists at the same moment. The page size and
-//! the between-pages hook are the debug builds' test-only environment
-//! variables `AICR_TEST_K8S_PAGE_SIZE` and `AICR_TEST_K8S_PAGE_HOOK`.
+//! snapshot with what kubectl lists at the same moment. The page size, the
+//! between-pages hook and the encoding are the debug builds' test-only environment
+//! variables `AICR_TEST_K8S_PAGE_SIZE`, `AICR_TEST_K8S_PAGE_HOOK` and
+//! `AICR_TEST_K8S_ENCODING` (`json`: JSON pages only).
 
 mod common;
 
@@ -281,15 +282,21 @@ fn content_is_unchanged_and_matches_kubectl() {
 
     let (snap, _) = snapshot_ok(&kc, &node, &[]);
     settings().bind(|| insta::assert_snapshot!("k8s_scale_own_content", own_content(&snap, &tag)));
-    let (paged, _) = snapshot_ok(&kc, &node, &[("AICR_TEST_K8S_PAGE_SIZE", "2")]);
-    assert_eq!(own_content(&paged, &tag), own_content(&snap, &tag));
+    const PAGES_OF_2: (&str, &str) = ("AICR_TEST_K8S_PAGE_SIZE", "2");
+    const JSON: (&str, &str) = ("AICR_TEST_K8S_ENCODING", "json");
+    // Protobuf pages (what the collector asks for), and JSON pages (what a
+    // server that does not speak protobuf answers), big and small.
+    let ways: [&[(&str, &str)]; 4] = [&[], &[PAGES_OF_2], &[JSON], &[JSON, PAGES_OF_2]];
+    for env in &ways[1..] {
+        let (other, _) = snapshot_ok(&kc, &node, env);
+        assert_eq!(
+            own_content(&other, &tag),
+            own_content(&snap, &tag),
+            "{env:?}"
+        );
+    }
 
-    for page in ["", "2"] {
-        let env: &[(&str, &str)] = if page.is_empty() {
-            &[]
-        } else {
-            &[("AICR_TEST_K8S_PAGE_SIZE", "2")]
-        };
+    for env in ways {
         let mut last = String::new();
         let mut same = false;
         for _ in 0..10 {
@@ -316,7 +323,7 @@ fn content_is_unchanged_and_matches_kubectl() {
         }
         assert!(
             same,
-            "page size {page:?}: the snapshot differs from kubectl's lists:\n{last}"
+            "{env:?}: the snapshot differs from kubectl's lists:\n{last}"
         );
     }
 }

@@ -13,6 +13,7 @@
 //! marks its subtype unavailable rather than giving a partial count.
 
 mod list;
+mod proto;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::timeout_at;
 
-use self::list::{Limits, ListError, Listed};
+use self::list::{Encoding, Limits, ListError, Listed, PageInfo};
 use super::{ClusterConfig, Collector, Context};
 use crate::measurement::{Measurement, MeasurementType, Reading, Subtype};
 
@@ -249,24 +250,34 @@ async fn images(client: kube::Client, limits: Limits) -> Result<Listed<Subtype>,
         "/api/v1/pods",
         limits,
         BTreeMap::<String, i64>::new,
-        |counts, page| {
-            list::decode_page(page, |pod: PodLite| {
-                let Some(spec) = pod.spec else { return };
-                for c in spec
-                    .containers
-                    .into_iter()
-                    .flatten()
-                    .chain(spec.init_containers.into_iter().flatten())
-                {
-                    let Some(image) = c.image else { continue };
-                    match counts.get_mut(image.as_ref()) {
-                        Some(n) => *n += 1,
-                        None => {
-                            counts.insert(image.into_owned(), 1);
+        |counts, encoding, page| {
+            let mut count = |image: &str| match counts.get_mut(image) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(image.to_string(), 1);
+                }
+            };
+            match encoding {
+                Encoding::Protobuf => {
+                    proto::decode_list(page, "PodList", |pod| proto::pod_images(pod, &mut count))
+                        .map(PageInfo::from)
+                        .map_err(|e| e.to_string())
+                }
+                Encoding::Json => list::decode_page(page, |pod: PodLite| {
+                    let Some(spec) = pod.spec else { return };
+                    for c in spec
+                        .containers
+                        .into_iter()
+                        .flatten()
+                        .chain(spec.init_containers.into_iter().flatten())
+                    {
+                        if let Some(image) = c.image {
+                            count(&image);
                         }
                     }
-                }
-            })
+                })
+                .map_err(|e| e.to_string()),
+            }
         },
     )
     .await?;
@@ -396,14 +407,26 @@ async fn summary(client: kube::Client, limits: Limits) -> Result<Listed<Subtype>
         "/api/v1/nodes",
         limits,
         || (0i64, 0i64),
-        |(nodes, gpu_nodes), page| {
-            list::decode_page(page, |node: NodeLite| {
+        |(nodes, gpu_nodes), encoding, page| {
+            let mut count = |gpus: Option<&str>| {
                 *nodes += 1;
-                let gpus = node.status.and_then(|s| s.capacity).and_then(|c| c.gpu);
                 if gpus.is_some_and(|q| q != "0") {
                     *gpu_nodes += 1;
                 }
-            })
+            };
+            match encoding {
+                Encoding::Protobuf => proto::decode_list(page, "NodeList", |node| {
+                    count(proto::node_capacity(node, "nvidia.com/gpu")?);
+                    Ok(())
+                })
+                .map(PageInfo::from)
+                .map_err(|e| e.to_string()),
+                Encoding::Json => list::decode_page(page, |node: NodeLite| {
+                    let gpus = node.status.and_then(|s| s.capacity).and_then(|c| c.gpu);
+                    count(gpus.as_deref());
+                })
+                .map_err(|e| e.to_string()),
+            }
         },
     )
     .await?;

@@ -36,6 +36,11 @@ pub const TEST_PAGE_SIZE_ENV: &str = "AICR_TEST_K8S_PAGE_SIZE";
 #[cfg(debug_assertions)]
 pub const TEST_PAGE_HOOK_ENV: &str = "AICR_TEST_K8S_PAGE_HOOK";
 
+/// Test-only (debug builds): `json` asks for JSON pages only, as from a
+/// server that does not speak protobuf.
+#[cfg(debug_assertions)]
+pub const TEST_ENCODING_ENV: &str = "AICR_TEST_K8S_ENCODING";
+
 /// How a listing is bounded.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -124,16 +129,42 @@ pub struct PageInfo {
     pub items: u64,
 }
 
+impl From<(Option<String>, u64)> for PageInfo {
+    /// A protobuf page's token and item count.
+    fn from((continue_, items): (Option<String>, u64)) -> Self {
+        PageInfo {
+            meta: PageMeta { continue_ },
+            items,
+        }
+    }
+}
+
+/// How a page is encoded: built-in kinds are asked for in protobuf, which
+/// the API server encodes several times faster than JSON; it may answer
+/// JSON, and the page is read as what the server says it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Json,
+    Protobuf,
+}
+
 /// Lists `path` (`/api/v1/pods`) page by page. `init` makes the empty
 /// summary (again when the listing restarts); `fold` decodes one page's
-/// body into it, usually through [`decode_page`].
+/// body, in the encoding the server chose, into it, usually through
+/// [`decode_page`] or [`super::proto::decode_list`].
+///
+/// The next page is asked for as soon as the current page's continue token
+/// has arrived (the server writes a list's metadata before its items), so
+/// the server encodes page n+1 while page n is still being read and folded:
+/// at most two requests are in flight. The token the next page was asked
+/// with is checked against the one the whole page holds.
 pub async fn fold<S>(
     client: &kube::Client,
     what: &'static str,
     path: &str,
     limits: Limits,
     init: impl Fn() -> S,
-    mut fold: impl FnMut(&mut S, &[u8]) -> Result<PageInfo, serde_json::Error>,
+    mut fold: impl FnMut(&mut S, Encoding, &[u8]) -> Result<PageInfo, String>,
 ) -> Result<Listed<S>, ListError> {
     let mut warning = None;
     let mut buf = Vec::new();
@@ -141,22 +172,22 @@ pub async fn fold<S>(
         let mut state = init();
         let (mut pages, mut items) = (0u32, 0u64);
         let mut token: Option<String> = None;
+        let mut ahead: Option<Ahead> = None;
         loop {
             let n = pages + 1;
+            let fetch = Fetch {
+                client,
+                what,
+                path,
+                n,
+                limit: limits.page,
+            };
             let got = tokio::time::timeout_at(
                 limits.deadline,
-                get_page(
-                    client,
-                    what,
-                    path,
-                    n,
-                    limits.page,
-                    token.as_deref(),
-                    &mut buf,
-                ),
+                fetch.page(token.as_deref(), &mut ahead, &mut buf),
             )
             .await;
-            match got {
+            let encoding = match got {
                 Err(_) => {
                     return Err(ListError::Timeout {
                         what,
@@ -175,12 +206,12 @@ pub async fn fold<S>(
                     continue 'attempt;
                 }
                 Ok(Err(PageError::List(e))) => return Err(e),
-                Ok(Ok(())) => {}
-            }
-            let page = fold(&mut state, &buf).map_err(|e| ListError::Invalid {
+                Ok(Ok(encoding)) => encoding,
+            };
+            let page = fold(&mut state, encoding, &buf).map_err(|why| ListError::Invalid {
                 what,
                 page: n,
-                why: e.to_string(),
+                why,
             })?;
             pages = n;
             items += page.items;
@@ -199,66 +230,193 @@ enum PageError {
     List(ListError),
 }
 
-/// Fetches page `n` into `buf`.
-async fn get_page(
-    client: &kube::Client,
+/// The request for the next page, sent ahead: the token it was sent with
+/// and the response on its way. Dropped (the request aborted) when the
+/// listing ends or restarts before it is used.
+struct Ahead {
+    token: String,
+    task: tokio::task::JoinHandle<Result<http::Response<kube::client::Body>, kube::Error>>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One page request of a listing.
+struct Fetch<'a> {
+    client: &'a kube::Client,
     what: &'static str,
-    path: &str,
+    path: &'a str,
+    /// The page's number, from 1.
     n: u32,
     limit: u32,
-    token: Option<&str>,
-    buf: &mut Vec<u8>,
-) -> Result<(), PageError> {
-    let mut lp = ListParams::default().limit(limit);
-    if let Some(t) = token {
-        lp = lp.continue_token(t);
-    }
-    let request = kube::core::Request::new(path)
-        .list(&lp)
-        .map_err(|e| PageError::List(ListError::Request(format!("listing {what}: {e}"))))?;
-    let response = client
-        .send(request.map(kube::client::Body::from))
-        .await
-        .map_err(|e| PageError::List(ListError::Request(crate::k8s::reason(&e))))?;
-    let code = response.status().as_u16();
-    let failed = code >= 400;
-    let cap = if failed { MAX_ERROR } else { MAX_PAGE };
-    let mut body = response.into_body();
-    buf.clear();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            PageError::List(ListError::Broken {
-                what,
-                page: n,
-                why: crate::k8s::reason(&e),
-            })
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > cap {
-                if failed {
-                    break; // what was read still says why
-                }
-                return Err(PageError::List(ListError::TooLarge { what, page: n }));
-            }
-            buf.extend_from_slice(&data);
+}
+
+impl Fetch<'_> {
+    /// The request for the page after `token` (the first page without).
+    fn request(&self, token: Option<&str>) -> Result<http::Request<kube::client::Body>, PageError> {
+        let mut lp = ListParams::default().limit(self.limit);
+        if let Some(t) = token {
+            lp = lp.continue_token(t);
         }
+        let mut request = kube::core::Request::new(self.path).list(&lp).map_err(|e| {
+            PageError::List(ListError::Request(format!("listing {}: {e}", self.what)))
+        })?;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(accept()),
+        );
+        Ok(request.map(kube::client::Body::from))
     }
-    if !failed {
-        return Ok(());
+
+    /// Fetches the page after `token` into `buf` (using the request sent
+    /// ahead when it was sent with that token), sends the request for the
+    /// next page ahead into `ahead` as soon as this page's token is known,
+    /// and says how the page is encoded.
+    async fn page(
+        &self,
+        token: Option<&str>,
+        ahead: &mut Option<Ahead>,
+        buf: &mut Vec<u8>,
+    ) -> Result<Encoding, PageError> {
+        let response = match ahead.take() {
+            Some(mut a) if Some(a.token.as_str()) == token => {
+                (&mut a.task).await.unwrap_or_else(|e| {
+                    Err(kube::Error::Service(
+                        format!("the request for the next page failed: {e}").into(),
+                    ))
+                })
+            }
+            _ => self.client.send(self.request(token)?).await,
+        }
+        .map_err(|e| PageError::List(ListError::Request(crate::k8s::reason(&e))))?;
+        let code = response.status().as_u16();
+        let failed = code >= 400;
+        let encoding = match response.headers().get(http::header::CONTENT_TYPE) {
+            Some(t)
+                if t.as_bytes()
+                    .starts_with(super::proto::CONTENT_TYPE.as_bytes()) =>
+            {
+                Encoding::Protobuf
+            }
+            _ => Encoding::Json,
+        };
+        let cap = if failed { MAX_ERROR } else { MAX_PAGE };
+        // Looking for this page's token stops once it is found or cannot
+        // be: at the end of the body, or after the first bytes.
+        let mut looking = !failed && send_ahead();
+        let mut body = response.into_body();
+        buf.clear();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                PageError::List(ListError::Broken {
+                    what: self.what,
+                    page: self.n,
+                    why: crate::k8s::reason(&e),
+                })
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > cap {
+                    if failed {
+                        break; // what was read still says why
+                    }
+                    return Err(PageError::List(ListError::TooLarge {
+                        what: self.what,
+                        page: self.n,
+                    }));
+                }
+                buf.extend_from_slice(&data);
+            }
+            if looking {
+                let early = match encoding {
+                    Encoding::Protobuf => super::proto::early_continue(buf),
+                    Encoding::Json => early_continue_json(buf),
+                };
+                if let Some(next) = early {
+                    looking = false;
+                    if let Some(next) = next {
+                        let request = self.request(Some(&next))?;
+                        let client = self.client.clone();
+                        *ahead = Some(Ahead {
+                            token: next,
+                            task: tokio::spawn(async move { client.send(request).await }),
+                        });
+                    }
+                } else if buf.len() > EARLY_WINDOW {
+                    looking = false;
+                }
+            }
+        }
+        if !failed {
+            return Ok(encoding);
+        }
+        // As the client library reads error bodies: a Status, or its text.
+        let status = match encoding {
+            Encoding::Protobuf => super::proto::status(buf).ok().map(|(message, reason, c)| {
+                Status::failure(&message, &reason).with_code(if c == 0 { code } else { c })
+            }),
+            Encoding::Json => serde_json::from_slice::<Status>(buf).ok(),
+        }
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(buf);
+            Status::failure(text.trim(), "Failed to parse error data").with_code(code)
+        });
+        if code == 410 || status.code == 410 {
+            return Err(PageError::Expired(crate::collector::redact::text(
+                &status.message,
+            )));
+        }
+        Err(PageError::List(ListError::Request(crate::k8s::reason(
+            &kube::Error::Api(status.boxed()),
+        ))))
     }
-    // As the client library reads error bodies: a Status, or its text.
-    let status = serde_json::from_slice::<Status>(buf).unwrap_or_else(|_| {
-        let text = String::from_utf8_lossy(buf);
-        Status::failure(text.trim(), "Failed to parse error data").with_code(code)
-    });
-    if code == 410 || status.code == 410 {
-        return Err(PageError::Expired(crate::collector::redact::text(
-            &status.message,
-        )));
+}
+
+/// What the listings accept: protobuf first, JSON from servers (or
+/// aggregated APIs) that do not speak it.
+const ACCEPT: &str = "application/vnd.kubernetes.protobuf, application/json";
+
+fn accept() -> &'static str {
+    #[cfg(debug_assertions)]
+    if std::env::var(TEST_ENCODING_ENV).is_ok_and(|v| v == "json") {
+        return "application/json";
     }
-    Err(PageError::List(ListError::Request(crate::k8s::reason(
-        &kube::Error::Api(status.boxed()),
-    ))))
+    ACCEPT
+}
+
+/// How far into a page its token is looked for: the metadata comes first.
+const EARLY_WINDOW: usize = 64 << 10;
+
+/// Whether the next page is asked for ahead. Not in debug builds running
+/// the test page hook, which must run between a page and the request for
+/// the next.
+fn send_ahead() -> bool {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(TEST_PAGE_HOOK_ENV).is_some() {
+        return false;
+    }
+    true
+}
+
+/// The continue token of a JSON list page from its first bytes: the
+/// server writes `{"kind":…,"apiVersion":…,"metadata":{…},"items":[`, and
+/// the part before `"items"` is read as a list without items. `None` while
+/// that part has not all arrived, or when the page is laid out otherwise;
+/// the token the whole page holds is what counts.
+fn early_continue_json(prefix: &[u8]) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct Head {
+        metadata: Option<PageMeta>,
+    }
+    let window = &prefix[..prefix.len().min(EARLY_WINDOW)];
+    let at = window.windows(8).position(|w| w == b"\"items\":")?;
+    let head = window[..at].trim_ascii_end().strip_suffix(b",")?;
+    let mut text = head.to_vec();
+    text.push(b'}');
+    let head: Head = serde_json::from_slice(&text).ok()?;
+    Some(head.metadata?.continue_.filter(|t| !t.is_empty()))
 }
 
 #[cfg(debug_assertions)]
@@ -413,6 +571,32 @@ mod tests {
         assert_eq!((info.items, info.meta.continue_), (0, None));
         let info = decode_page(br#"{"metadata":{"continue":""}}"#, |_: Named| panic!()).unwrap();
         assert_eq!(info.meta.continue_.as_deref(), Some(""));
+    }
+
+    /// The token of a JSON page is known from its first bytes, as the
+    /// server lays a list out; any other layout gives no early token.
+    #[test]
+    fn json_token_is_read_early() {
+        let page = br#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"tok","remainingItemCount":3},"items":[{"metadata":{"name":"a"}}]}"#;
+        let head = page.windows(8).position(|w| w == b"\"items\":").unwrap();
+        for cut in 0..head + 8 {
+            assert_eq!(early_continue_json(&page[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(
+            early_continue_json(&page[..head + 8]),
+            Some(Some("tok".into()))
+        );
+        let last = br#"{"kind":"PodList","metadata":{"resourceVersion":"9"},"items":[]}"#;
+        assert_eq!(early_continue_json(last), Some(None));
+        let empty = br#"{"metadata":{"continue":""},"items":[]}"#;
+        assert_eq!(early_continue_json(empty), Some(None));
+        for other in [
+            &br#"{"items":[],"metadata":{"continue":"tok"}}"#[..],
+            br#"{"kind":"PodList","items":[]}"#,
+            br#"{"metadata":{"continue":"tok"} "items":[]}"#,
+        ] {
+            assert_eq!(early_continue_json(other), None);
+        }
     }
 
     /// A page that is not a list, or is cut short, is an error with the

@@ -274,6 +274,114 @@ fn snapshot_round_trip() {
     assert_eq!(stdout(&d), "");
 }
 
+/// `cm://NAME` on the cluster: in the namespace of `-n`, of the context
+/// of a kubeconfig the test writes, and else `default`; each written by
+/// one command and read back by another.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn the_short_form_on_the_cluster() {
+    let ns = Ns::new("aicr-cm-short");
+    let root = node_root();
+    let mut args = snapshot_args(root.path());
+    args.extend([
+        "-o".into(),
+        "cm://snap".into(),
+        "-n".into(),
+        ns.name.clone(),
+    ]);
+    let out = run_k(&strs(&args));
+    ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("created ConfigMap {}", ns.cm("snap"))),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ns.get("snap").is_some());
+    let detected = |out: &Output| {
+        ok(out);
+        assert!(
+            stderr(out).contains("detected from the snapshot: --os ubuntu"),
+            "{}",
+            stderr(out)
+        );
+    };
+    const CRITERIA: [&str; 6] = [
+        "--service",
+        "eks",
+        "--accelerator",
+        "h100",
+        "--intent",
+        "training",
+    ];
+    let from = |kc: &Path, args: &[&str]| {
+        let mut a = vec!["recipe"];
+        a.extend(args);
+        a.extend(CRITERIA);
+        run_on(kc, &a)
+    };
+    let admin = ns.c.kubeconfig.clone();
+    detected(&from(&admin, &["-s", "cm://snap", "--namespace", &ns.name]));
+
+    // A kubeconfig whose context names the namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::copy(&ns.c.kubeconfig, &kc).unwrap();
+    let set = std::process::Command::new(&ns.c.kubectl)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args([
+            "config",
+            "set-context",
+            "--current",
+            "--namespace",
+            &ns.name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    detected(&from(&kc, &["-s", "cm://snap"]));
+    let mut args = RECIPE_ARGS.to_vec();
+    args.extend(["-o", "cm://recipe"]);
+    ok(&run_on(&kc, &args));
+    assert!(ns.get("recipe").is_some());
+    // -n wins over the context, cm://NS/NAME over -n.
+    let out = from(&kc, &["-s", "cm://snap", "-n", "default"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let explicit = ns.cm("snap");
+    detected(&from(&kc, &["-s", &explicit, "-n", "default"]));
+
+    // Nothing names one: default.
+    let name = unique("aicr-cm-default");
+    let in_default = format!("cm://{name}");
+    let mut args = snapshot_args(root.path());
+    args.extend(["-o".into(), in_default.clone()]);
+    let out = run_k(&strs(&args));
+    let (found, _) =
+        ns.c.try_kubectl(&["get", "configmap", "-n", "default", &name], "");
+    let _ = ns.c.try_kubectl(
+        &[
+            "delete",
+            "configmap",
+            "-n",
+            "default",
+            &name,
+            "--ignore-not-found",
+        ],
+        "",
+    );
+    ok(&out);
+    assert!(found, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("created ConfigMap cm://default/{name}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// recipe -o cm:// (YAML and JSON), read back by bundle -r and validate -r
 /// exactly as the file is; an update keeps the keys and labels of others.
 #[test]
@@ -911,12 +1019,24 @@ fn bad_references_are_refused_before_any_request() {
             format!("cm://ns/a..b: name \"a..b\" is not a DNS-1123 subdomain: {subdomain}"),
         ),
         (
-            vec!["validate", "-r", "cm://ns", "-s", snap],
-            "cm://ns: expected cm://NAMESPACE/NAME".into(),
+            vec!["validate", "-r", "cm://", "-s", snap],
+            "cm://: expected cm://NAMESPACE/NAME or cm://NAME".into(),
         ),
         (
             vec!["validate", "-r", "cm://ns/r", "-s", "cm://ns/s/x"],
-            "cm://ns/s/x: expected cm://NAMESPACE/NAME".into(),
+            "cm://ns/s/x: expected cm://NAMESPACE/NAME or cm://NAME".into(),
+        ),
+        (
+            vec!["recipe", "-s", "cm://Bad_Name"],
+            format!("cm://Bad_Name: name \"Bad_Name\" is not a DNS-1123 subdomain: {subdomain}"),
+        ),
+        (
+            vec!["recipe", "-s", "cm://x", "-n", "Bad_NS"],
+            format!("invalid namespace \"Bad_NS\" (-n/--namespace): give a DNS-1123 label: {label}"),
+        ),
+        (
+            vec!["diff", "cm://a", "cm://b", "--namespace=x-"],
+            format!("invalid namespace \"x-\" (-n/--namespace): give a DNS-1123 label: {label}"),
         ),
         (
             vec!["diff", &long, snap],
@@ -924,7 +1044,7 @@ fn bad_references_are_refused_before_any_request() {
         ),
         (
             vec!["diff", snap, "cm:///x"],
-            "cm:///x: expected cm://NAMESPACE/NAME".into(),
+            "cm:///x: expected cm://NAMESPACE/NAME or cm://NAME".into(),
         ),
         (
             vec!["bundle", "-r", "cm://-x/y", "-o", bundle_dir.to_str().unwrap()],
@@ -957,6 +1077,122 @@ fn bad_references_are_refused_before_any_request() {
         assert_eq!(stderr(&out), format!("error: {msg}\n"), "{args:?}");
         assert!(stdout(&out).is_empty(), "{args:?}");
     }
+    // AICR_NAMESPACE is -n's variable, checked alike; a context's
+    // namespace is checked where cm://NAME needs it.
+    let out = aicr()
+        .env("KUBECONFIG", &kc)
+        .env("AICR_NAMESPACE", "Bad_NS")
+        .args(["query", "--selector", "criteria", "-s", "cm://x"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!("error: invalid namespace \"Bad_NS\" (AICR_NAMESPACE): give a DNS-1123 label: {label}\n")
+    );
+    std::fs::write(
+        &kc,
+        kubeconfig_for(closed_port()).replace(
+            "context: {cluster: local, user: u}",
+            "context: {cluster: local, user: u, namespace: Bad_NS}",
+        ),
+    )
+    .unwrap();
+    let out = run_on(&kc, &["recipe", "-s", "cm://x"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: invalid namespace \"Bad_NS\" (context \"local\" of the kubeconfig {}): give a DNS-1123 label: {label}\n",
+            kc.display()
+        )
+    );
+}
+
+/// `cm://NAME` in every command that reads or writes one, against a
+/// server that is not there: the failed request names the namespace it
+/// was meant for: `-n`, else `AICR_NAMESPACE`, else the context's, else
+/// `default`; `cm://NS/NAME` wins over them all.
+#[test]
+fn the_short_form_takes_the_namespace_kubectl_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, kubeconfig_for(port)).unwrap();
+    let with_ns = dir.path().join("with-ns");
+    std::fs::write(
+        &with_ns,
+        kubeconfig_for(port).replace(
+            "context: {cluster: local, user: u}",
+            "context: {cluster: local, user: u, namespace: from-context}",
+        ),
+    )
+    .unwrap();
+    let snap = golden("mock-snapshot-cuj1.yaml");
+    let snap = snap.to_str().unwrap();
+    let out_dir = dir.path().join("bundle");
+    let root = node_root();
+    let root = root.path().to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["recipe", "-s", "cm://doc"],
+        vec!["recipe", "--service", "eks", "-o", "cm://doc"],
+        vec!["query", "--selector", "criteria", "-s", "cm://doc"],
+        vec!["bundle", "-r", "cm://doc", "-o", out_dir.to_str().unwrap()],
+        vec!["diff", "cm://doc", snap],
+        vec![
+            "validate",
+            "-r",
+            "cm://doc",
+            "-s",
+            snap,
+            "--phase",
+            "constraints",
+        ],
+        vec![
+            "snapshot", "--filter", "os", "--root", root, "-o", "cm://doc",
+        ],
+    ];
+    let cases: Vec<(&Path, &[&str], Option<&str>, &str)> = vec![
+        (&plain, &[], None, "default"),
+        (&with_ns, &[], None, "from-context"),
+        (&with_ns, &["-n", "from-flag"], None, "from-flag"),
+        (&with_ns, &[], Some("from-env"), "from-env"),
+        (
+            &with_ns,
+            &["--namespace", "from-flag"],
+            Some("from-env"),
+            "from-flag",
+        ),
+    ];
+    for cmd in &commands {
+        for (kc, extra, env, want) in &cases {
+            let mut c = aicr();
+            c.env("KUBECONFIG", kc).args(cmd).args(*extra);
+            if let Some(v) = env {
+                c.env("AICR_NAMESPACE", v);
+            }
+            let out = c.output().unwrap();
+            let err = stderr(&out);
+            assert_eq!(code(&out), 6, "{cmd:?} {extra:?}: {err}");
+            assert!(
+                err.starts_with(&format!(
+                    "error: cannot reach https://127.0.0.1:{port} (get configmaps \"doc\" in namespace {want}): "
+                )),
+                "{cmd:?} {extra:?} {env:?}: {err}"
+            );
+        }
+    }
+    // An explicit namespace wins over -n.
+    let out = run_on(
+        &with_ns,
+        &["recipe", "-s", "cm://mine/doc", "-n", "from-flag"],
+    );
+    assert_eq!(code(&out), 6);
+    assert!(
+        stderr(&out).contains("(get configmaps \"doc\" in namespace mine)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Nothing listens: 6 naming the server and the request; a server that

@@ -17,7 +17,12 @@ fn run_id(c: char) -> String {
 fn dry_run(extra: &[&str]) -> std::process::Output {
     let mut args = vec!["snapshot", "--agent", "--dry-run", "--run-id", "0123abcd"];
     args.extend_from_slice(extra);
-    aicr().args(&args).output().unwrap()
+    // No ~/.kube/config of the machine's names a namespace.
+    aicr()
+        .args(&args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap()
 }
 
 /// The default objects: restricted pod, GPU nodes only, least rights.
@@ -149,11 +154,34 @@ fn dry_run_options() {
     );
 }
 
-/// Environment variables of Go aicr's flags.
+/// Environment variables of Go aicr's flags; without -n or
+/// AICR_NAMESPACE, the namespace of the kubeconfig's context.
 #[test]
 fn dry_run_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u, namespace: from-context}}]\n",
+    )
+    .unwrap();
     let out = aicr()
         .args(["snapshot", "--agent", "--dry-run", "--run-id", "x1"])
+        .env("KUBECONFIG", &kc)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("namespace: from-context"), "{text}");
+    assert!(!text.contains("namespace: default"), "{text}");
+    assert!(
+        text.contains("cm://from-context/aicr-snapshot-x1"),
+        "{text}"
+    );
+
+    let out = aicr()
+        .args(["snapshot", "--agent", "--dry-run", "--run-id", "x1"])
+        .env("KUBECONFIG", &kc)
         .env("AICR_NAMESPACE", "from-env")
         .env("AICR_IMAGE", "example/aicr:env")
         .env("AICR_RUNTIME_CLASS", "nvidia")
@@ -172,7 +200,6 @@ fn bad_agent_flags() {
     let cases: &[&[&str]] = &[
         &["snapshot", "--dry-run"],
         &["snapshot", "--privileged"],
-        &["snapshot", "-n", "x"],
         &["snapshot", "--agent", "--dry-run", "-n", "Bad_NS"],
         &[
             "snapshot",

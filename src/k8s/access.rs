@@ -6,6 +6,10 @@
 //! are ignored), else `~/.kube/config`, else the in-cluster service account.
 //! `--context NAME` picks a context of the merged configuration; one that
 //! does not exist is refused (exit 2) with the list of those that do.
+//! The namespace of a name given without one ([`ClusterSettings::namespace`])
+//! is resolved as kubectl resolves it: `-n/--namespace`, else the context's
+//! `namespace`, else (in a pod) the service account's namespace file, else
+//! `default`; each a DNS-1123 label, or exit 2 naming where it came from.
 //!
 //! It also owns what a failed request means ([`RequestError`]): the class
 //! (401/403 exit 4, a deadline exit 5, an unreachable server exit 6) and a
@@ -64,6 +68,39 @@ pub struct ClusterSettings {
     pub context: Option<String>,
     /// Deadline of each request (connect and read).
     pub timeout: Duration,
+    /// `-n/--namespace`, checked; `None`: see [`ClusterSettings::namespace`].
+    pub namespace: Option<String>,
+}
+
+/// The namespace file of the in-cluster service account.
+pub const SERVICE_ACCOUNT_NAMESPACE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The namespace when nothing names one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// True for a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63
+/// characters), what a namespace's name must be.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+/// Refuses a namespace that is not a DNS-1123 label; `from` says where it
+/// came from.
+fn check_namespace(ns: &str, from: &str) -> Result<(), Error> {
+    if is_dns_label(ns) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "invalid namespace {:?} ({from}): give a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+        crate::error::excerpt(ns)
+    )))
 }
 
 /// Why cluster access could not be set up or a request failed.
@@ -164,7 +201,80 @@ impl ClusterSettings {
             source,
             context,
             timeout,
+            namespace: None,
         })
+    }
+
+    /// The settings with `-n/--namespace` (empty: not given), checked
+    /// (exit 2 when it is not a DNS-1123 label); `from` names the flag or
+    /// variable it came from.
+    pub fn with_namespace(
+        mut self,
+        namespace: Option<String>,
+        from: &str,
+    ) -> Result<ClusterSettings, Error> {
+        let namespace = namespace.filter(|n| !n.is_empty());
+        if let Some(ns) = &namespace {
+            check_namespace(ns, from)?;
+        }
+        self.namespace = namespace;
+        Ok(self)
+    }
+
+    /// The namespace of a name given without one, as kubectl resolves it:
+    /// `-n`, else the namespace of the context in use (`--context`, else
+    /// the current one), else in a pod its service account's
+    /// ([`SERVICE_ACCOUNT_NAMESPACE`]), else `default`. Reads the
+    /// kubeconfig (or the file) only when `-n` was not given.
+    pub fn namespace(&self) -> Result<String, Error> {
+        self.namespace_with(std::path::Path::new(SERVICE_ACCOUNT_NAMESPACE))
+    }
+
+    fn namespace_with(&self, sa_file: &std::path::Path) -> Result<String, Error> {
+        if let Some(ns) = &self.namespace {
+            return Ok(ns.clone());
+        }
+        match &self.source {
+            Source::None => Ok(DEFAULT_NAMESPACE.into()),
+            Source::InCluster => {
+                // A missing file is no namespace (kubectl's rule).
+                let text = match crate::collector::rootfs::read_file(sa_file, 4096) {
+                    Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+                    Err(_) => String::new(),
+                };
+                if text.is_empty() {
+                    return Ok(DEFAULT_NAMESPACE.into());
+                }
+                check_namespace(&text, &format!("in-cluster {}", sa_file.display()))?;
+                Ok(text)
+            }
+            Source::Files(_) => {
+                let kc = self.kubeconfig()?.unwrap_or_default();
+                let name = self.context.clone().or(kc.current_context.clone());
+                let ns = name.as_deref().and_then(|n| {
+                    kc.contexts
+                        .iter()
+                        .find(|c| c.name == n)
+                        .and_then(|c| c.context.as_ref())
+                        .and_then(|c| c.namespace.clone())
+                        .filter(|ns| !ns.is_empty())
+                });
+                match ns {
+                    None => Ok(DEFAULT_NAMESPACE.into()),
+                    Some(ns) => {
+                        check_namespace(
+                            &ns,
+                            &format!(
+                                "context {:?} of the kubeconfig {}",
+                                name.unwrap_or_default(),
+                                self.describe_files()
+                            ),
+                        )?;
+                        Ok(ns)
+                    }
+                }
+            }
+        }
     }
 
     /// The merged kubeconfig (`None` in-cluster), with `--context` checked:
@@ -539,6 +649,75 @@ mod tests {
             )
         );
         assert!(settings(&env, Some("b")).kubeconfig().is_ok());
+    }
+
+    /// The namespace of `cm://NAME`: -n, else the context's, else in a pod
+    /// its own, else default; a bad one names where it came from.
+    #[test]
+    fn namespace_in_kubectl_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a", A);
+        let env = Env {
+            kubeconfig: Some(a.clone().into_os_string()),
+            ..Env::default()
+        };
+        let sa = write(dir.path(), "sa-namespace", "from-pod\n");
+        let ns = |s: &ClusterSettings| s.namespace_with(&sa).unwrap();
+        // The current context "a" names none; "both" names from-a.
+        assert_eq!(ns(&settings(&env, None)), "default");
+        assert_eq!(ns(&settings(&env, Some("both"))), "from-a");
+        let flag = settings(&env, Some("both"))
+            .with_namespace(Some("mine".into()), "-n/--namespace")
+            .unwrap();
+        assert_eq!(ns(&flag), "mine");
+        // Empty is not given.
+        let empty = settings(&env, Some("both"))
+            .with_namespace(Some(String::new()), "-n/--namespace")
+            .unwrap();
+        assert_eq!(ns(&empty), "from-a");
+        let pod = settings(
+            &Env {
+                in_cluster: true,
+                ..Env::default()
+            },
+            None,
+        );
+        assert_eq!(ns(&pod), "from-pod");
+        assert_eq!(
+            pod.namespace_with(&dir.path().join("missing")).unwrap(),
+            "default"
+        );
+        assert_eq!(ns(&settings(&Env::default(), None)), "default");
+
+        let e = settings(&env, None)
+            .with_namespace(Some("Bad_NS".into()), "-n/--namespace")
+            .unwrap_err();
+        assert_eq!(e.class(), Class::InvalidInput);
+        assert_eq!(
+            e.to_string(),
+            "invalid namespace \"Bad_NS\" (-n/--namespace): give a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+        );
+        let bad = write(
+            dir.path(),
+            "bad",
+            &A.replace("namespace: from-a", "namespace: From_A"),
+        );
+        let env = Env {
+            kubeconfig: Some(bad.clone().into_os_string()),
+            ..Env::default()
+        };
+        let e = settings(&env, Some("both"))
+            .namespace_with(&sa)
+            .unwrap_err();
+        assert_eq!(e.class(), Class::InvalidInput);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "invalid namespace \"From_A\" (context \"both\" of the kubeconfig {}): ",
+                bad.display()
+            )),
+            "{e}"
+        );
+        assert!(is_dns_label("a-1") && !is_dns_label("-a") && !is_dns_label(&"a".repeat(64)));
     }
 
     #[test]

@@ -267,7 +267,6 @@ fn bad_fleet_flags() {
         &["snapshot", "--agent", "--all-nodes", "-o", "cm://ns/name"],
         &["snapshot", "--agent", "--all-nodes", "-o", "Cargo.toml"],
         &["snapshot", "--agent", "--all-nodes", "-o", "no-such-dir"],
-        &["snapshot", "--agent", "--all-nodes", "-t", "table"],
         &["snapshot", "--agent", "--all-nodes", "--no-cleanup"],
         &[
             "snapshot",
@@ -1187,8 +1186,8 @@ fn items(c: &Cluster, args: &[&str]) -> Vec<serde_json::Value> {
 /// command lines is too slow here; the single-node test above runs the
 /// real one), then removes the taint, and kwok runs and completes the pod.
 /// Meanwhile it polls the run's Jobs: never more than --parallel active
-/// at once. Then: 190 files, the 10 failed nodes named, exit 6, nothing
-/// left.
+/// at once. Then: 180 files, the 20 failed nodes named, exit 6, nothing
+/// left, and on stdout the summary as JSON (-t json), in node order.
 #[test]
 #[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
 fn fleet_over_200_nodes() {
@@ -1239,6 +1238,8 @@ fn fleet_over_200_nodes() {
             "100s",
             "-o",
             &out_dir,
+            "-t",
+            "json",
         ],
     );
     let sel = format!("app.kubernetes.io/instance={run}");
@@ -1337,30 +1338,55 @@ fn fleet_over_200_nodes() {
     let (status, out, err) = agent.finish();
     eprintln!("fleet of {N}: {elapsed:?}, at most {max_active} Jobs active at once");
     assert_eq!(status.code(), Some(6), "{err}");
-    assert_eq!(out, "");
     assert_eq!(handled.len(), N, "every node got its Job and pod");
     assert!(
         (2..=PARALLEL).contains(&max_active),
         "{max_active} Jobs were active at once; --parallel {PARALLEL}"
     );
-    // The table: one row per node.
-    for n in &nodes {
-        let row = err
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(n))
-            .unwrap_or_else(|| panic!("no row for {n}:\n{err}"));
+    // The summary: one entry per node, in node order, nothing else.
+    let summary: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let keys: Vec<&str> = summary
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["total", "ok", "failed", "timedOut", "nodes"]);
+    assert_eq!(
+        (
+            &summary["total"],
+            &summary["ok"],
+            &summary["failed"],
+            &summary["timedOut"]
+        ),
+        (&N.into(), &(N - 20).into(), &20.into(), &0.into())
+    );
+    let entries = summary["nodes"].as_array().unwrap();
+    let listed: Vec<&str> = entries
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, nodes, "in node order");
+    for (n, e) in nodes.iter().zip(entries) {
         if failing(n) {
+            let reason = e["reason"].as_str().unwrap();
+            assert_eq!(e["status"], "failed", "{e}");
+            assert!(e.get("snapshot").is_none(), "{e}");
             assert!(
-                row.contains(" failed ")
-                    && row.contains("BackoffLimitExceeded")
-                    && row.contains("Evicted test: the node ran out of memory"),
-                "{row}"
+                reason.contains("BackoffLimitExceeded")
+                    && reason.contains("Evicted test: the node ran out of memory"),
+                "{e}"
             );
         } else {
-            let file = format!("{out_dir}{n}.yaml");
-            assert!(row.contains(" ok ") && row.ends_with(&file), "{row}");
+            let file = format!("{out_dir}{n}.json");
+            assert_eq!(
+                e,
+                &serde_json::json!({"node": n, "status": "ok", "snapshot": file})
+            );
             let text = std::fs::read_to_string(&file).unwrap();
-            assert!(text.contains(&format!("source-node: {n}\n")), "{text}");
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(doc["metadata"]["source-node"], n.as_str(), "{text}");
         }
     }
     let files = std::fs::read_dir(&out_dir).unwrap().count();
@@ -1368,7 +1394,7 @@ fn fleet_over_200_nodes() {
     let names: Vec<&str> = want_failed.iter().map(|s| s.as_str()).collect();
     assert!(
         err.contains(&format!(
-            "error: 20 of 200 nodes gave no snapshot: {} (see the table above)",
+            "error: 20 of 200 nodes gave no snapshot: {} (see the summary)",
             names.join(", ")
         )),
         "{err}"
@@ -1513,8 +1539,8 @@ fn fleet_interrupt_cleans_up() {
 }
 
 /// Without -o: the node that succeeded keeps its ConfigMap (the result,
-/// named in the table), the node whose pod never runs times out (its row
-/// says so, exit 6), and everything else is deleted. (25 s: with 8 s the
+/// named in the table, -t table on stdout), the node whose pod never runs
+/// times out (its row says so, exit 6), and everything else is deleted. (25 s: with 8 s the
 /// node released at once timed out too while the 200-node test loaded the
 /// cluster.)
 #[test]
@@ -1540,6 +1566,8 @@ fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
             &label,
             "--timeout",
             "25s",
+            "-t",
+            "table",
         ],
     );
     let cm = format!("aicr-snapshot-{run}-{}", ok.name);
@@ -1570,25 +1598,32 @@ fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
     c.kubectl(&["taint", "nodes", &ok.name, "aicr-test/hold-"], None);
     let (status, out, err) = agent.finish();
     assert_eq!(status.code(), Some(6), "{err}");
-    assert_eq!(out, "");
     let row = |n: &str| {
-        err.lines()
+        out.lines()
             .find(|l| l.split_whitespace().next() == Some(n))
-            .unwrap_or_else(|| panic!("no row for {n}:\n{err}"))
+            .unwrap_or_else(|| panic!("no row for {n}:\n{out}\n{err}"))
             .to_string()
     };
+    assert_eq!(
+        out.lines().next(),
+        Some(&*format!(
+            "NODE{}  STATUS     DETAIL",
+            " ".repeat(ok.name.len().max(stuck.name.len()) - 4)
+        )),
+        "{out}"
+    );
     assert!(
         row(&ok.name).ends_with(&format!(" ok         cm://{}/{cm}", ns.name)),
         "{err}"
     );
     let r = row(&stuck.name);
     assert!(
-        r.contains(" timed out  the snapshot Job ") && r.contains("did not finish within 25s"),
+        r.contains(" timed-out  the snapshot Job ") && r.contains("did not finish within 25s"),
         "{r}"
     );
     assert!(
         err.contains(&format!(
-            "error: 1 of 2 nodes gave no snapshot: {} (see the table above)",
+            "error: 1 of 2 nodes gave no snapshot: {} (see the summary)",
             stuck.name
         )),
         "{err}"

@@ -147,8 +147,10 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ID", help_heading = "Agent")]
     pub run_id: Option<String>,
 
-    /// Snapshot every node matching --node-selector, one Job per node; -o DIR/ writes DIR/<node>.yaml,
-    /// without -o each snapshot stays in cm://NAMESPACE/<prefix>-snapshot-<run id>-<node>
+    /// Snapshot every node matching --node-selector, one Job per node; -o DIR/ writes DIR/<node>.yaml
+    /// (.json with -t json), without -o each snapshot stays in cm://NAMESPACE/<prefix>-snapshot-<run id>-<node>.
+    /// stdout gets the per-node summary (status ok, failed or timed-out, reason, where the snapshot went)
+    /// in the -t format: table (default on a terminal), yaml (default otherwise) or json
     #[arg(long, help_heading = "Agent")]
     pub all_nodes: bool,
 

@@ -624,17 +624,7 @@ fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
         return fleet::run(&s, f);
     }
     if s.dry_run {
-        let manifests = s.spec.manifests();
-        let text = match s.format {
-            Format::Json => serializer::render(
-                &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
-                Format::Json,
-            ),
-            _ => manifests
-                .iter()
-                .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
-                .collect(),
-        };
+        let text = render_manifests(&s.spec.manifests(), s.format);
         return super::emit_verdict(&s.output, &text, ExitStatus::Success);
     }
     if s.spec.privileged {
@@ -661,6 +651,20 @@ fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
         );
     }
     emit_snapshot(&snapshot, &s.output, s.format, &s.cluster)
+}
+
+/// Manifests as a YAML stream, or with `-t json` a JSON `List`.
+fn render_manifests(manifests: &[serde_json::Value], format: Format) -> String {
+    match format {
+        Format::Json => serializer::render(
+            &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
+            Format::Json,
+        ),
+        _ => manifests
+            .iter()
+            .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
+            .collect(),
+    }
 }
 
 /// The snapshot a pod wrote (read from `source`), with the measurements

@@ -11,7 +11,9 @@
 //! `namespace`, else (in a pod) the service account's namespace file, else
 //! `default`; each a DNS-1123 label, or exit 2 naming where it came from.
 //!
-//! It also owns what a failed request means ([`RequestError`]): the class
+//! It also owns the one way a request is sent and its answer read
+//! ([`send_capped`]: the body capped, an error's turned into a `Status`),
+//! and what a failed request means ([`RequestError`]): the class
 //! (401/403 exit 4, a deadline exit 5, an unreachable server exit 6) and a
 //! message naming the server, the verb and the resource. Nothing here quotes
 //! a kubeconfig or a token; client errors pass through
@@ -427,6 +429,76 @@ fn from_env(env: &Env) -> Source {
     Source::None
 }
 
+/// The most read of an error answer's body (what was read still says why).
+pub const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// Why [`send_capped`] has no whole answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request could not be sent, or no answer came.
+    Send(kube::Error),
+    /// The answer's body broke off.
+    Body(kube::Error),
+    /// A successful answer's body is over the cap.
+    TooLarge,
+}
+
+/// Sends `request` and reads the answer's body into `buf` (cleared
+/// first): at most `cap` bytes of a successful answer (more is
+/// [`SendError::TooLarge`]), at most [`MAX_ERROR_BODY`] of a failed one (cut
+/// there). Returns the HTTP status; no deadline of its own (the caller's).
+pub async fn send_capped(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+    cap: usize,
+    buf: &mut Vec<u8>,
+) -> Result<http::StatusCode, SendError> {
+    use http_body_util::BodyExt;
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .map_err(SendError::Send)?;
+    let status = response.status();
+    let failed = !status.is_success();
+    let cap = if failed { MAX_ERROR_BODY } else { cap };
+    let mut body = response.into_body();
+    buf.clear();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(SendError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                if failed {
+                    let room = cap - buf.len();
+                    buf.extend_from_slice(&data[..room]);
+                    break;
+                }
+                return Err(SendError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(status)
+}
+
+/// The `Status` of a failed answer: the body's, when it is one for this
+/// HTTP status, else one made of the body's text (as the client library
+/// reads error bodies).
+pub fn error_status(code: http::StatusCode, body: &[u8]) -> kube::core::Status {
+    serde_json::from_slice::<kube::core::Status>(body)
+        .ok()
+        .filter(|s| s.code == code.as_u16())
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let message = if text.is_empty() {
+                "(no Status in the answer)".to_string()
+            } else {
+                crate::error::excerpt(text).into_owned()
+            };
+            kube::core::Status::failure(&message, "Unknown").with_code(code.as_u16())
+        })
+}
+
 /// The class and message of a failed request to `server`.
 pub fn request_error(e: &kube::Error, req: &Request<'_>, server: &str) -> RequestError {
     let (class, message) = match e {
@@ -520,7 +592,7 @@ fn is_timeout(e: &kube::Error) -> bool {
 }
 
 /// An error and its sources, each once.
-fn chain(e: &kube::Error) -> String {
+pub(crate) fn chain(e: &kube::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

@@ -53,7 +53,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use kube::api::{GetParams, PostParams};
 use serde_json::{Map, Value};
 
@@ -803,43 +802,23 @@ impl Conn {
             Op::Replace(body) => api.replace(&target.name, &pp, body),
         }
         .map_err(|e| internal(e.to_string()))?;
-        let exchange = async {
-            let resp = self
-                .client
-                .send(http.map(kube::client::Body::from))
-                .await
-                .map_err(|e| access::request_error(&e, &req, &self.server))?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            let mut bytes = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| access::request_error(&e, &req, &self.server))?;
-                if let Ok(chunk) = frame.into_data() {
-                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Err(Error::ResponseTooLarge {
-                            target: target.clone(),
-                            server: self.server.clone(),
-                        });
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-            }
-            Ok((status, bytes))
-        };
-        let (status, bytes) = match tokio::time::timeout(self.timeout, exchange).await {
+        let mut bytes = Vec::new();
+        let sent = access::send_capped(&self.client, http, MAX_RESPONSE_BYTES, &mut bytes);
+        let status = match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => return Err(access::timed_out(&req, &self.server, self.timeout).into()),
-            Ok(r) => r?,
+            Ok(Err(access::SendError::Send(e) | access::SendError::Body(e))) => {
+                return Err(access::request_error(&e, &req, &self.server).into())
+            }
+            Ok(Err(access::SendError::TooLarge)) => {
+                return Err(Error::ResponseTooLarge {
+                    target: target.clone(),
+                    server: self.server.clone(),
+                })
+            }
+            Ok(Ok(status)) => status,
         };
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            let s = serde_json::from_slice::<kube::core::Status>(&bytes)
-                .ok()
-                .filter(|s| s.code == status.as_u16())
-                .unwrap_or_else(|| {
-                    kube::core::Status::failure(&excerpt(text.trim()), "Unknown")
-                        .with_code(status.as_u16())
-                });
-            let e = kube::Error::Api(s.boxed());
+            let e = kube::Error::Api(access::error_status(status, &bytes).boxed());
             return Err(access::request_error(&e, &req, &self.server).into());
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse {

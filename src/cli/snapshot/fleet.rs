@@ -14,7 +14,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{agent_snapshot, has_gpu_data, render_snapshot, AgentSettings, Progress, SnapshotArgs};
+use super::{
+    agent_snapshot, has_gpu_data, render_manifests, render_snapshot, AgentSettings, Progress,
+    SnapshotArgs,
+};
 use crate::cli::ExitStatus;
 use crate::error::{Class, Classify, Result, UsageError};
 use crate::k8s::agent::{self, fleet::NodeResult};
@@ -275,16 +278,7 @@ fn dry_run(s: &AgentSettings, plans: &[agent::fleet::NodePlan]) -> Result<ExitSt
     for p in plans {
         eprintln!("  {}", p.node);
     }
-    let text = match s.format {
-        Format::Json => serializer::render(
-            &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
-            Format::Json,
-        ),
-        _ => manifests
-            .iter()
-            .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
-            .collect(),
-    };
+    let text = render_manifests(&manifests, s.format);
     crate::cli::emit_verdict(&s.output, &text, ExitStatus::Success)
 }
 

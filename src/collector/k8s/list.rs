@@ -14,17 +14,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
+use crate::k8s::access::SendError;
 use kube::api::ListParams;
-use kube::core::Status;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 /// The largest page body read: a page of 500 ordinary pods is about 1 MiB.
 const MAX_PAGE: usize = 128 << 20;
-/// The largest error body read.
-const MAX_ERROR: usize = 1 << 20;
 
 /// Test-only (debug builds): the page size of every listing.
 #[cfg(debug_assertions)]
@@ -216,42 +213,27 @@ async fn get_page(
     let request = kube::core::Request::new(path)
         .list(&lp)
         .map_err(|e| PageError::List(ListError::Request(format!("listing {what}: {e}"))))?;
-    let response = client
-        .send(request.map(kube::client::Body::from))
-        .await
-        .map_err(|e| PageError::List(ListError::Request(crate::k8s::reason(&e))))?;
-    let code = response.status().as_u16();
-    let failed = code >= 400;
-    let cap = if failed { MAX_ERROR } else { MAX_PAGE };
-    let mut body = response.into_body();
-    buf.clear();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            PageError::List(ListError::Broken {
+    let code = match crate::k8s::access::send_capped(client, request, MAX_PAGE, buf).await {
+        Ok(code) => code,
+        Err(SendError::Send(e)) => {
+            return Err(PageError::List(ListError::Request(crate::k8s::reason(&e))))
+        }
+        Err(SendError::Body(e)) => {
+            return Err(PageError::List(ListError::Broken {
                 what,
                 page: n,
                 why: crate::k8s::reason(&e),
-            })
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > cap {
-                if failed {
-                    break; // what was read still says why
-                }
-                return Err(PageError::List(ListError::TooLarge { what, page: n }));
-            }
-            buf.extend_from_slice(&data);
+            }))
         }
-    }
-    if !failed {
+        Err(SendError::TooLarge) => {
+            return Err(PageError::List(ListError::TooLarge { what, page: n }))
+        }
+    };
+    if code.is_success() {
         return Ok(());
     }
-    // As the client library reads error bodies: a Status, or its text.
-    let status = serde_json::from_slice::<Status>(buf).unwrap_or_else(|_| {
-        let text = String::from_utf8_lossy(buf);
-        Status::failure(text.trim(), "Failed to parse error data").with_code(code)
-    });
-    if code == 410 || status.code == 410 {
+    let status = crate::k8s::access::error_status(code, buf);
+    if status.code == 410 {
         return Err(PageError::Expired(crate::collector::redact::text(
             &status.message,
         )));

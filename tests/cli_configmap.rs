@@ -13,11 +13,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::cluster::{cluster, kube_dir, unique, Cluster};
+use common::cluster::{cluster, unique, Namespace};
 use common::{aicr, code, fixture, golden, stderr, stdout};
 
 /// The test cluster's API server, as errors name it.
@@ -26,17 +26,18 @@ fn server() -> String {
 }
 
 /// A namespace of the test's own, deleted when the test ends.
-struct Ns {
-    c: Cluster,
-    name: String,
+struct Ns(Namespace);
+
+impl std::ops::Deref for Ns {
+    type Target = Namespace;
+    fn deref(&self) -> &Namespace {
+        &self.0
+    }
 }
 
 impl Ns {
     fn new(prefix: &str) -> Ns {
-        let c = cluster();
-        let name = unique(prefix);
-        c.kubectl(&["create", "namespace", &name], None);
-        Ns { c, name }
+        Ns(Namespace::new(&cluster(), prefix))
     }
 
     fn cm(&self, name: &str) -> String {
@@ -77,14 +78,6 @@ impl Ns {
             self.c.kubeconfig.display(),
             self.name
         )
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = self
-            .c
-            .try_kubectl(&["delete", "namespace", &self.name, "--wait=false"], "");
     }
 }
 
@@ -784,88 +777,6 @@ fn configmaps_written_the_go_way_are_read() {
     );
 }
 
-/// A client certificate for a user of the test cluster, with a kubeconfig.
-fn user_kubeconfig(user: &str, dir: &Path) -> PathBuf {
-    let pki = kube_dir().join("pki");
-    let key = dir.join("user.key");
-    let csr = dir.join("user.csr");
-    let crt = dir.join("user.crt");
-    let ext = dir.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "[ext]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
-    openssl(&[
-        "req",
-        "-new",
-        "-key",
-        key.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={user}"),
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-CA",
-        pki.join("ca.crt").to_str().unwrap(),
-        "-CAkey",
-        pki.join("ca.key").to_str().unwrap(),
-        "-CAcreateserial",
-        "-CAserial",
-        dir.join("ca.srl").to_str().unwrap(),
-        "-days",
-        "1",
-        "-out",
-        crt.to_str().unwrap(),
-        "-extfile",
-        ext.to_str().unwrap(),
-        "-extensions",
-        "ext",
-    ]);
-    let kc = dir.join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1
-kind: Config
-current-context: user
-clusters:
-- name: local
-  cluster: {{server: '{server}', certificate-authority: {ca}}}
-users:
-- name: user
-  user: {{client-certificate: {crt}, client-key: {key}}}
-contexts:
-- name: user
-  context: {{cluster: local, user: user}}
-",
-            ca = pki.join("ca.crt").display(),
-            crt = crt.display(),
-            key = key.display(),
-            server = server(),
-        ),
-    )
-    .unwrap();
-    kc
-}
-
 /// Runs until the exit code is `want` (RBAC takes effect a moment after a
 /// binding is made), at most 5 s.
 fn run_until(kc: &Path, args: &[&str], want: i32) -> Output {
@@ -888,7 +799,7 @@ fn a_user_without_rights_is_refused_with_exit_4() {
     let ns = Ns::new("aicr-cm-rbac");
     let user = format!("{}-user", ns.name);
     let dir = tempfile::tempdir().unwrap();
-    let kc = user_kubeconfig(&user, dir.path());
+    let kc = ns.c.user_kubeconfig(&user, dir.path());
     let mut args = RECIPE_ARGS.to_vec();
     let existing = ns.cm("existing");
     args.extend(["-o", &existing]);

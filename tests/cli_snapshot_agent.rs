@@ -314,7 +314,7 @@ fn no_cluster_is_unavailable() {
 // then creates the GPU node, and kwok runs and completes the pod there.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -341,26 +341,7 @@ fn modern() -> Cluster {
 }
 
 /// A namespace of the test, deleted at the end.
-struct Ns<'a> {
-    c: &'a Cluster,
-    name: String,
-}
-
-impl<'a> Ns<'a> {
-    fn new(c: &'a Cluster, prefix: &str) -> Ns<'a> {
-        let name = unique(prefix);
-        c.kubectl(&["create", "namespace", &name], None);
-        Ns { c, name }
-    }
-}
-
-impl Drop for Ns<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .c
-            .try_kubectl(&["delete", "namespace", &self.name, "--wait=false"], "");
-    }
-}
+type Ns = common::cluster::Namespace;
 
 /// A kwok node of the test, deleted at the end.
 struct Node<'a> {
@@ -539,42 +520,6 @@ fn assert_nothing_left(c: &Cluster, ns: &str, run: &str) {
     });
 }
 
-/// A kubeconfig holding a token of the ServiceAccount.
-fn token_kubeconfig(c: &Cluster, dir: &Path, ns: &str, sa: &str) -> PathBuf {
-    let token = c.kubectl(&["create", "token", sa, "-n", ns], None);
-    let server = c.kubectl(
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ],
-        None,
-    );
-    let ca = c.kubectl(
-        &[
-            "config",
-            "view",
-            "--minify",
-            "--raw",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority}",
-        ],
-        None,
-    );
-    let p = dir.join("sa.kubeconfig");
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
-    p
-}
-
 /// The whole run: the pod waits for a GPU node (never the plain node
 /// there is), the test plays its container with the Job's own token and
 /// command line, the GPU node comes, kwok completes the pod, the CLI
@@ -640,7 +585,7 @@ fn agent_run_on_a_gpu_node_then_cleanup() {
         ]
     );
     let dir = tempfile::tempdir().unwrap();
-    let kc = token_kubeconfig(&c, dir.path(), &ns.name, sa);
+    let kc = c.token_kubeconfig(dir.path(), &ns.name, sa);
 
     // The token reaches only its own ConfigMap.
     let as_sa = |a: &[&str]| -> (bool, String) {

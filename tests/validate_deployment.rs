@@ -575,85 +575,8 @@ fn deployed_stack_passes_then_each_break_fails() {
 
 /// A client certificate for a user allowed some reads only.
 fn limited_kubeconfig(s: &Setup, dir: &Path) -> PathBuf {
-    let pki = kube_dir().join("pki");
     let user = format!("aicr-limited-{}", s.id);
-    let key = dir.join("user.key");
-    let csr = dir.join("user.csr");
-    let crt = dir.join("user.crt");
-    // A v3 client certificate (rustls refuses v1).
-    let ext = dir.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "[ext]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ok = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ok(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
-    ok(&[
-        "req",
-        "-new",
-        "-key",
-        key.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={user}"),
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
-    ok(&[
-        "x509",
-        "-req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-CA",
-        pki.join("ca.crt").to_str().unwrap(),
-        "-CAkey",
-        pki.join("ca.key").to_str().unwrap(),
-        "-CAcreateserial",
-        "-CAserial",
-        dir.join("ca.srl").to_str().unwrap(),
-        "-days",
-        "1",
-        "-out",
-        crt.to_str().unwrap(),
-        "-extfile",
-        ext.to_str().unwrap(),
-        "-extensions",
-        "ext",
-    ]);
-    let kc = dir.join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1
-kind: Config
-current-context: limited
-clusters:
-- name: local
-  cluster: {{server: '{server}', certificate-authority: {ca}}}
-users:
-- name: limited
-  user: {{client-certificate: {crt}, client-key: {key}}}
-contexts:
-- name: limited
-  context: {{cluster: local, user: limited}}
-",
-            server = cluster().server(),
-            ca = pki.join("ca.crt").display(),
-            crt = crt.display(),
-            key = key.display(),
-        ),
-    )
-    .unwrap();
+    let kc = s.c.user_kubeconfig(&user, dir);
     // Everything but Deployments: cluster-wide reads, and in the operator's
     // namespace Secrets only.
     let role = format!("{}-reader", s.id);

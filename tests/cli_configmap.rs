@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::cluster::{cluster, unique, Namespace};
+use common::cluster::{closed_port, cluster, kubeconfig_for, unique, Namespace};
 use common::{aicr, code, fixture, golden, stderr, stdout};
 
 /// The test cluster's API server, as errors name it.
@@ -877,29 +877,6 @@ fn a_user_without_rights_is_refused_with_exit_4() {
         )
     );
     assert!(ns.get("fresh").is_none());
-}
-
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn kubeconfig_for(port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-current-context: local
-clusters:
-- name: local
-  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
-users:
-- name: u
-  user: {{token: hunter2-token}}
-contexts:
-- name: local
-  context: {{cluster: local, user: u}}
-"
-    )
 }
 
 /// Bad references and formats are refused (exit 2) before any request:

@@ -729,26 +729,6 @@ fn unknown_context_is_invalid_input() {
     );
 }
 
-fn kubeconfig_for(port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-current-context: local
-clusters:
-- name: local
-  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
-users:
-- name: u
-  user: {{token: hunter2-token}}
-contexts:
-- name: local
-  context: {{cluster: local, user: u}}
-- name: other
-  context: {{cluster: local, user: u}}
-"
-    )
-}
-
 fn empty_recipe() -> RecipeResult {
     RecipeResult::parse(
         b"kind: RecipeResult\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata: {version: t}\ncriteria: {service: any}\n",

@@ -339,3 +339,32 @@ pub fn unique(prefix: &str) -> String {
         .unwrap();
     format!("{prefix}-{}-{}", std::process::id(), t.subsec_nanos())
 }
+
+/// A port on 127.0.0.1 nothing listens on (bound, then let go).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A kubeconfig for `https://127.0.0.1:PORT` (no test cluster: a closed
+/// or silent port) with the token `hunter2-token`, which no message may
+/// quote, and the contexts `local` (current) and `other`.
+pub fn kubeconfig_for(port: u16) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+current-context: local
+clusters:
+- name: local
+  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
+users:
+- name: u
+  user: {{token: hunter2-token}}
+contexts:
+- name: local
+  context: {{cluster: local, user: u}}
+- name: other
+  context: {{cluster: local, user: u}}
+"
+    )
+}

@@ -814,6 +814,31 @@ fn a_user_without_rights_is_refused_with_exit_4() {
             ns.name, server = server()
         )
     );
+    // A ServiceAccount's token without rights: the same, for writing too.
+    ns.kubectl(&["-n", &ns.name, "create", "serviceaccount", "none"], None);
+    let token = ns.c.token_kubeconfig(dir.path(), &ns.name, "none");
+    let sa_user = format!("system:serviceaccount:{}:none", ns.name);
+    let out = run_on(&token, &["recipe", "-s", &existing]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: forbidden: cannot get configmaps \"existing\" in namespace {} (user \"{sa_user}\") on {server}\n",
+            ns.name, server = server()
+        )
+    );
+    let mut args = RECIPE_ARGS.to_vec();
+    args.extend(["-o", "cm://new", "-n", &ns.name]);
+    let out = run_on(&token, &args);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: forbidden: cannot get configmaps \"new\" in namespace {} (user \"{sa_user}\")",
+            ns.name
+        )),
+        "{}",
+        stderr(&out)
+    );
 
     // get only: reading works, writing does not.
     ns.kubectl(

@@ -814,6 +814,18 @@ fn a_user_without_rights_is_refused_with_exit_4() {
             ns.name, server = server()
         )
     );
+    // A token the server does not know: 401, exit 4, the token unquoted.
+    let bogus =
+        ns.c.kubeconfig_as(dir.path(), "bogus", "{token: hunter2-bogus}");
+    let out = run_on(&bogus, &["recipe", "-s", &existing]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: unauthorized: {server} refused the credentials (get configmaps \"existing\" in namespace {})\n",
+            ns.name, server = server()
+        )
+    );
     // A ServiceAccount's token without rights: the same, for writing too.
     ns.kubectl(&["-n", &ns.name, "create", "serviceaccount", "none"], None);
     let token = ns.c.token_kubeconfig(dir.path(), &ns.name, "none");

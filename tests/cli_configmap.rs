@@ -1175,3 +1175,114 @@ fn unreachable_and_silent_servers() {
         "{err}"
     );
 }
+
+/// In a pod: no kubeconfig, `KUBERNETES_SERVICE_HOST/PORT` set and the
+/// service account's token, CA and namespace under
+/// `/var/run/secrets/kubernetes.io/serviceaccount` (a tmpfs over /run in a
+/// mount namespace of the command's own, so the host sees nothing).
+/// `cm://NAME` is in the service account's namespace; `-n` still wins.
+#[test]
+#[ignore = "needs the test cluster (.ci/kube) and root: mounts a tmpfs"]
+fn in_cluster_service_account_and_its_namespace() {
+    let ns = Ns::new("aicr-cm-pod");
+    ns.kubectl(&["-n", &ns.name, "create", "serviceaccount", "agent"], None);
+    ns.kubectl(
+        &[
+            "-n",
+            &ns.name,
+            "create",
+            "role",
+            "cm",
+            "--verb=get,create,update",
+            "--resource=configmaps",
+        ],
+        None,
+    );
+    ns.kubectl(
+        &[
+            "-n",
+            &ns.name,
+            "create",
+            "rolebinding",
+            "cm",
+            "--role=cm",
+            &format!("--serviceaccount={}:agent", ns.name),
+        ],
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa");
+    std::fs::create_dir(&sa).unwrap();
+    let token = ns.kubectl(&["create", "token", "agent", "-n", &ns.name], None);
+    std::fs::write(sa.join("token"), token.trim()).unwrap();
+    std::fs::copy(ns.c.ca_file(), sa.join("ca.crt")).unwrap();
+    std::fs::write(sa.join("namespace"), &ns.name).unwrap();
+    let server = server();
+    let (host, port) = server
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .unwrap();
+    // The command in a mount namespace of its own, /run a fresh tmpfs
+    // holding the service account's files.
+    let in_pod = |args: &[&str]| {
+        let script = format!(
+            "mount -t tmpfs none /run && d=/run/secrets/kubernetes.io/serviceaccount && mkdir -p $d && cp '{}'/* $d/ && exec \"$0\" \"$@\"",
+            sa.display()
+        );
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(script)
+            .arg(assert_cmd::cargo::cargo_bin("aicr"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("AICR_NAMESPACE")
+            .env("HOME", dir.path().join("no-home"))
+            .env("KUBERNETES_SERVICE_HOST", host)
+            .env("KUBERNETES_SERVICE_PORT", port)
+            .output()
+            .unwrap()
+    };
+    let root = node_root();
+    let mut args = snapshot_args(root.path());
+    args.extend(["-o".into(), "cm://snap".into()]);
+    let out = in_pod(&strs(&args));
+    assert_eq!(
+        code(&out),
+        0,
+        "unshare and mount need root: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&format!("created ConfigMap {}", ns.cm("snap"))),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ns.get("snap").is_some());
+    let mut args = vec!["recipe", "-s", "cm://snap"];
+    args.extend([
+        "--service",
+        "eks",
+        "--accelerator",
+        "h100",
+        "--intent",
+        "training",
+    ]);
+    let out = in_pod(&args);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("detected from the snapshot: --os ubuntu"),
+        "{}",
+        stderr(&out)
+    );
+    // -n wins over the pod's namespace: the account may not read there.
+    let out = in_pod(&["recipe", "-s", "cm://snap", "-n", "default"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: forbidden: cannot get configmaps \"snap\" in namespace default (user \"system:serviceaccount:{}:agent\") on https://{host}:{port}",
+            ns.name
+        )),
+        "{}",
+        stderr(&out)
+    );
+}

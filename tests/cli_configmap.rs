@@ -853,31 +853,7 @@ fn a_user_without_rights_is_refused_with_exit_4() {
     );
 
     // get only: reading works, writing does not.
-    ns.kubectl(
-        &[
-            "-n",
-            &ns.name,
-            "create",
-            "role",
-            "cm-reader",
-            "--verb=get",
-            "--resource=configmaps",
-        ],
-        None,
-    );
-    ns.kubectl(
-        &[
-            "-n",
-            &ns.name,
-            "create",
-            "rolebinding",
-            "cm-reader",
-            "--role=cm-reader",
-            "--user",
-            &user,
-        ],
-        None,
-    );
+    ns.grant("cm-reader", "get", "configmaps", &format!("--user={user}"));
     let out = run_until(
         &kc,
         &[
@@ -1186,29 +1162,11 @@ fn unreachable_and_silent_servers() {
 fn in_cluster_service_account_and_its_namespace() {
     let ns = Ns::new("aicr-cm-pod");
     ns.kubectl(&["-n", &ns.name, "create", "serviceaccount", "agent"], None);
-    ns.kubectl(
-        &[
-            "-n",
-            &ns.name,
-            "create",
-            "role",
-            "cm",
-            "--verb=get,create,update",
-            "--resource=configmaps",
-        ],
-        None,
-    );
-    ns.kubectl(
-        &[
-            "-n",
-            &ns.name,
-            "create",
-            "rolebinding",
-            "cm",
-            "--role=cm",
-            &format!("--serviceaccount={}:agent", ns.name),
-        ],
-        None,
+    ns.grant(
+        "cm",
+        "get,create,update",
+        "configmaps",
+        &format!("--serviceaccount={}:agent", ns.name),
     );
     let dir = tempfile::tempdir().unwrap();
     let sa = dir.path().join("sa");

@@ -995,14 +995,7 @@ fn cli_exit_codes_on_the_installed_stack() {
 #[test]
 fn cli_kubeconfig_list_and_context() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (pa, pb) = (closed(), closed());
+    let (pa, pb) = (closed_port(), closed_port());
     let file = |name: &str, port: u16| {
         let p = dir.path().join(name);
         std::fs::write(

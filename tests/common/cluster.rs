@@ -324,6 +324,38 @@ impl Namespace {
     }
 }
 
+impl Namespace {
+    /// A Role `name` in the namespace allowing `verbs` (comma-separated)
+    /// on `resource`, bound to `subject` (`--user=U` or
+    /// `--serviceaccount=NS:SA`).
+    pub fn grant(&self, name: &str, verbs: &str, resource: &str, subject: &str) {
+        self.c.kubectl(
+            &[
+                "-n",
+                &self.name,
+                "create",
+                "role",
+                name,
+                &format!("--verb={verbs}"),
+                &format!("--resource={resource}"),
+            ],
+            None,
+        );
+        self.c.kubectl(
+            &[
+                "-n",
+                &self.name,
+                "create",
+                "rolebinding",
+                name,
+                &format!("--role={name}"),
+                subject,
+            ],
+            None,
+        );
+    }
+}
+
 impl Drop for Namespace {
     fn drop(&mut self) {
         let _ = self

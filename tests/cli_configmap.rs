@@ -1244,3 +1244,21 @@ fn in_cluster_service_account_and_its_namespace() {
         stderr(&out)
     );
 }
+
+/// `-n/--namespace` is one flag of every command that talks to a cluster,
+/// and no command has another `-n` (clap's own checks of the tree).
+#[test]
+fn every_cluster_command_takes_n() {
+    use clap::CommandFactory;
+    let cli = aicr::cli::Cli::command();
+    cli.clone().debug_assert();
+    for sub in cli.get_subcommands() {
+        let n = sub.get_arguments().find(|a| a.get_short() == Some('n'));
+        let talks =
+            ["snapshot", "recipe", "query", "bundle", "diff", "validate"].contains(&sub.get_name());
+        assert_eq!(n.is_some(), talks, "{}", sub.get_name());
+        if let Some(n) = n {
+            assert_eq!(n.get_long(), Some("namespace"), "{}", sub.get_name());
+        }
+    }
+}

@@ -17,7 +17,12 @@ fn run_id(c: char) -> String {
 fn dry_run(extra: &[&str]) -> std::process::Output {
     let mut args = vec!["snapshot", "--agent", "--dry-run", "--run-id", "0123abcd"];
     args.extend_from_slice(extra);
-    aicr().args(&args).output().unwrap()
+    // No ~/.kube/config of the machine's names a namespace.
+    aicr()
+        .args(&args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap()
 }
 
 /// The default objects: restricted pod, GPU nodes only, least rights.
@@ -149,11 +154,34 @@ fn dry_run_options() {
     );
 }
 
-/// Environment variables of Go aicr's flags.
+/// Environment variables of Go aicr's flags; without -n or
+/// AICR_NAMESPACE, the namespace of the kubeconfig's context.
 #[test]
 fn dry_run_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u, namespace: from-context}}]\n",
+    )
+    .unwrap();
     let out = aicr()
         .args(["snapshot", "--agent", "--dry-run", "--run-id", "x1"])
+        .env("KUBECONFIG", &kc)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("namespace: from-context"), "{text}");
+    assert!(!text.contains("namespace: default"), "{text}");
+    assert!(
+        text.contains("cm://from-context/aicr-snapshot-x1"),
+        "{text}"
+    );
+
+    let out = aicr()
+        .args(["snapshot", "--agent", "--dry-run", "--run-id", "x1"])
+        .env("KUBECONFIG", &kc)
         .env("AICR_NAMESPACE", "from-env")
         .env("AICR_IMAGE", "example/aicr:env")
         .env("AICR_RUNTIME_CLASS", "nvidia")
@@ -172,7 +200,6 @@ fn bad_agent_flags() {
     let cases: &[&[&str]] = &[
         &["snapshot", "--dry-run"],
         &["snapshot", "--privileged"],
-        &["snapshot", "-n", "x"],
         &["snapshot", "--agent", "--dry-run", "-n", "Bad_NS"],
         &[
             "snapshot",
@@ -240,7 +267,6 @@ fn bad_fleet_flags() {
         &["snapshot", "--agent", "--all-nodes", "-o", "cm://ns/name"],
         &["snapshot", "--agent", "--all-nodes", "-o", "Cargo.toml"],
         &["snapshot", "--agent", "--all-nodes", "-o", "no-such-dir"],
-        &["snapshot", "--agent", "--all-nodes", "-t", "table"],
         &["snapshot", "--agent", "--all-nodes", "--no-cleanup"],
         &[
             "snapshot",
@@ -288,7 +314,7 @@ fn no_cluster_is_unavailable() {
 // then creates the GPU node, and kwok runs and completes the pod there.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -315,26 +341,7 @@ fn modern() -> Cluster {
 }
 
 /// A namespace of the test, deleted at the end.
-struct Ns<'a> {
-    c: &'a Cluster,
-    name: String,
-}
-
-impl<'a> Ns<'a> {
-    fn new(c: &'a Cluster, prefix: &str) -> Ns<'a> {
-        let name = unique(prefix);
-        c.kubectl(&["create", "namespace", &name], None);
-        Ns { c, name }
-    }
-}
-
-impl Drop for Ns<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .c
-            .try_kubectl(&["delete", "namespace", &self.name, "--wait=false"], "");
-    }
-}
+type Ns = common::cluster::Namespace;
 
 /// A kwok node of the test, deleted at the end.
 struct Node<'a> {
@@ -513,42 +520,6 @@ fn assert_nothing_left(c: &Cluster, ns: &str, run: &str) {
     });
 }
 
-/// A kubeconfig holding a token of the ServiceAccount.
-fn token_kubeconfig(c: &Cluster, dir: &Path, ns: &str, sa: &str) -> PathBuf {
-    let token = c.kubectl(&["create", "token", sa, "-n", ns], None);
-    let server = c.kubectl(
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ],
-        None,
-    );
-    let ca = c.kubectl(
-        &[
-            "config",
-            "view",
-            "--minify",
-            "--raw",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority}",
-        ],
-        None,
-    );
-    let p = dir.join("sa.kubeconfig");
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
-    p
-}
-
 /// The whole run: the pod waits for a GPU node (never the plain node
 /// there is), the test plays its container with the Job's own token and
 /// command line, the GPU node comes, kwok completes the pod, the CLI
@@ -614,7 +585,7 @@ fn agent_run_on_a_gpu_node_then_cleanup() {
         ]
     );
     let dir = tempfile::tempdir().unwrap();
-    let kc = token_kubeconfig(&c, dir.path(), &ns.name, sa);
+    let kc = c.token_kubeconfig(dir.path(), &ns.name, sa);
 
     // The token reaches only its own ConfigMap.
     let as_sa = |a: &[&str]| -> (bool, String) {
@@ -1160,8 +1131,8 @@ fn items(c: &Cluster, args: &[&str]) -> Vec<serde_json::Value> {
 /// command lines is too slow here; the single-node test above runs the
 /// real one), then removes the taint, and kwok runs and completes the pod.
 /// Meanwhile it polls the run's Jobs: never more than --parallel active
-/// at once. Then: 190 files, the 10 failed nodes named, exit 6, nothing
-/// left.
+/// at once. Then: 180 files, the 20 failed nodes named, exit 6, nothing
+/// left, and on stdout the summary as JSON (-t json), in node order.
 #[test]
 #[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
 fn fleet_over_200_nodes() {
@@ -1212,6 +1183,8 @@ fn fleet_over_200_nodes() {
             "100s",
             "-o",
             &out_dir,
+            "-t",
+            "json",
         ],
     );
     let sel = format!("app.kubernetes.io/instance={run}");
@@ -1310,30 +1283,55 @@ fn fleet_over_200_nodes() {
     let (status, out, err) = agent.finish();
     eprintln!("fleet of {N}: {elapsed:?}, at most {max_active} Jobs active at once");
     assert_eq!(status.code(), Some(6), "{err}");
-    assert_eq!(out, "");
     assert_eq!(handled.len(), N, "every node got its Job and pod");
     assert!(
         (2..=PARALLEL).contains(&max_active),
         "{max_active} Jobs were active at once; --parallel {PARALLEL}"
     );
-    // The table: one row per node.
-    for n in &nodes {
-        let row = err
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(n))
-            .unwrap_or_else(|| panic!("no row for {n}:\n{err}"));
+    // The summary: one entry per node, in node order, nothing else.
+    let summary: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let keys: Vec<&str> = summary
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["total", "ok", "failed", "timedOut", "nodes"]);
+    assert_eq!(
+        (
+            &summary["total"],
+            &summary["ok"],
+            &summary["failed"],
+            &summary["timedOut"]
+        ),
+        (&N.into(), &(N - 20).into(), &20.into(), &0.into())
+    );
+    let entries = summary["nodes"].as_array().unwrap();
+    let listed: Vec<&str> = entries
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, nodes, "in node order");
+    for (n, e) in nodes.iter().zip(entries) {
         if failing(n) {
+            let reason = e["reason"].as_str().unwrap();
+            assert_eq!(e["status"], "failed", "{e}");
+            assert!(e.get("snapshot").is_none(), "{e}");
             assert!(
-                row.contains(" failed ")
-                    && row.contains("BackoffLimitExceeded")
-                    && row.contains("Evicted test: the node ran out of memory"),
-                "{row}"
+                reason.contains("BackoffLimitExceeded")
+                    && reason.contains("Evicted test: the node ran out of memory"),
+                "{e}"
             );
         } else {
-            let file = format!("{out_dir}{n}.yaml");
-            assert!(row.contains(" ok ") && row.ends_with(&file), "{row}");
+            let file = format!("{out_dir}{n}.json");
+            assert_eq!(
+                e,
+                &serde_json::json!({"node": n, "status": "ok", "snapshot": file})
+            );
             let text = std::fs::read_to_string(&file).unwrap();
-            assert!(text.contains(&format!("source-node: {n}\n")), "{text}");
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(doc["metadata"]["source-node"], n.as_str(), "{text}");
         }
     }
     let files = std::fs::read_dir(&out_dir).unwrap().count();
@@ -1341,7 +1339,7 @@ fn fleet_over_200_nodes() {
     let names: Vec<&str> = want_failed.iter().map(|s| s.as_str()).collect();
     assert!(
         err.contains(&format!(
-            "error: 20 of 200 nodes gave no snapshot: {} (see the table above)",
+            "error: 20 of 200 nodes gave no snapshot: {} (see the summary)",
             names.join(", ")
         )),
         "{err}"
@@ -1486,8 +1484,8 @@ fn fleet_interrupt_cleans_up() {
 }
 
 /// Without -o: the node that succeeded keeps its ConfigMap (the result,
-/// named in the table), the node whose pod never runs times out (its row
-/// says so, exit 6), and everything else is deleted. (25 s: with 8 s the
+/// named in the table, -t table on stdout), the node whose pod never runs
+/// times out (its row says so, exit 6), and everything else is deleted. (25 s: with 8 s the
 /// node released at once timed out too while the 200-node test loaded the
 /// cluster.)
 #[test]
@@ -1513,6 +1511,8 @@ fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
             &label,
             "--timeout",
             "25s",
+            "-t",
+            "table",
         ],
     );
     let cm = format!("aicr-snapshot-{run}-{}", ok.name);
@@ -1543,25 +1543,32 @@ fn fleet_without_output_keeps_the_configmaps_and_reports_timeouts() {
     c.kubectl(&["taint", "nodes", &ok.name, "aicr-test/hold-"], None);
     let (status, out, err) = agent.finish();
     assert_eq!(status.code(), Some(6), "{err}");
-    assert_eq!(out, "");
     let row = |n: &str| {
-        err.lines()
+        out.lines()
             .find(|l| l.split_whitespace().next() == Some(n))
-            .unwrap_or_else(|| panic!("no row for {n}:\n{err}"))
+            .unwrap_or_else(|| panic!("no row for {n}:\n{out}\n{err}"))
             .to_string()
     };
+    assert_eq!(
+        out.lines().next(),
+        Some(&*format!(
+            "NODE{}  STATUS     DETAIL",
+            " ".repeat(ok.name.len().max(stuck.name.len()) - 4)
+        )),
+        "{out}"
+    );
     assert!(
         row(&ok.name).ends_with(&format!(" ok         cm://{}/{cm}", ns.name)),
         "{err}"
     );
     let r = row(&stuck.name);
     assert!(
-        r.contains(" timed out  the snapshot Job ") && r.contains("did not finish within 25s"),
+        r.contains(" timed-out  the snapshot Job ") && r.contains("did not finish within 25s"),
         "{r}"
     );
     assert!(
         err.contains(&format!(
-            "error: 1 of 2 nodes gave no snapshot: {} (see the table above)",
+            "error: 1 of 2 nodes gave no snapshot: {} (see the summary)",
             stuck.name
         )),
         "{err}"

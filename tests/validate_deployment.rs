@@ -575,85 +575,8 @@ fn deployed_stack_passes_then_each_break_fails() {
 
 /// A client certificate for a user allowed some reads only.
 fn limited_kubeconfig(s: &Setup, dir: &Path) -> PathBuf {
-    let pki = kube_dir().join("pki");
     let user = format!("aicr-limited-{}", s.id);
-    let key = dir.join("user.key");
-    let csr = dir.join("user.csr");
-    let crt = dir.join("user.crt");
-    // A v3 client certificate (rustls refuses v1).
-    let ext = dir.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "[ext]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ok = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ok(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
-    ok(&[
-        "req",
-        "-new",
-        "-key",
-        key.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={user}"),
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
-    ok(&[
-        "x509",
-        "-req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-CA",
-        pki.join("ca.crt").to_str().unwrap(),
-        "-CAkey",
-        pki.join("ca.key").to_str().unwrap(),
-        "-CAcreateserial",
-        "-CAserial",
-        dir.join("ca.srl").to_str().unwrap(),
-        "-days",
-        "1",
-        "-out",
-        crt.to_str().unwrap(),
-        "-extfile",
-        ext.to_str().unwrap(),
-        "-extensions",
-        "ext",
-    ]);
-    let kc = dir.join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1
-kind: Config
-current-context: limited
-clusters:
-- name: local
-  cluster: {{server: '{server}', certificate-authority: {ca}}}
-users:
-- name: limited
-  user: {{client-certificate: {crt}, client-key: {key}}}
-contexts:
-- name: limited
-  context: {{cluster: local, user: limited}}
-",
-            server = cluster().server(),
-            ca = pki.join("ca.crt").display(),
-            crt = crt.display(),
-            key = key.display(),
-        ),
-    )
-    .unwrap();
+    let kc = s.c.user_kubeconfig(&user, dir);
     // Everything but Deployments: cluster-wide reads, and in the operator's
     // namespace Secrets only.
     let role = format!("{}-reader", s.id);
@@ -804,26 +727,6 @@ fn unknown_context_is_invalid_input() {
             kc.display()
         )
     );
-}
-
-fn kubeconfig_for(port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-current-context: local
-clusters:
-- name: local
-  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
-users:
-- name: u
-  user: {{token: hunter2-token}}
-contexts:
-- name: local
-  context: {{cluster: local, user: u}}
-- name: other
-  context: {{cluster: local, user: u}}
-"
-    )
 }
 
 fn empty_recipe() -> RecipeResult {
@@ -1092,14 +995,7 @@ fn cli_exit_codes_on_the_installed_stack() {
 #[test]
 fn cli_kubeconfig_list_and_context() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (pa, pb) = (closed(), closed());
+    let (pa, pb) = (closed_port(), closed_port());
     let file = |name: &str, port: u16| {
         let p = dir.path().join(name);
         std::fs::write(

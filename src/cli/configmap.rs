@@ -1,9 +1,10 @@
-//! `cm://NAMESPACE/NAME` in the commands: where a document argument (`-s`,
-//! `-r`, `diff A B`) or `-o` of `snapshot` and `recipe` names a ConfigMap,
-//! the reference is checked while settings are resolved (exit 2 before any
-//! request), and the document is read or written through
-//! [`crate::k8s::configmap`] with the command's cluster settings
-//! (`-k/--kubeconfig`, `KUBECONFIG`, `--context`). Every other argument
+//! `cm://NAMESPACE/NAME` and `cm://NAME` in the commands: where a document
+//! argument (`-s`, `-r`, `diff A B`) or `-o` of `snapshot` and `recipe`
+//! names a ConfigMap, the reference is checked while settings are resolved
+//! (exit 2 before any request), and the document is read or written
+//! through [`crate::k8s::configmap`] with the command's cluster settings
+//! (`-k/--kubeconfig`, `KUBECONFIG`, `--context`, and for `cm://NAME` the
+//! namespace of `-n/--namespace` or the context). Every other argument
 //! goes to the file readers and writers of [`crate::serializer`] as before.
 
 use std::time::Duration;
@@ -20,9 +21,15 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// looked at): a bad reference is exit 2 before any request.
 pub fn check_input(arg: &str) -> Result<()> {
     if Target::is_reference(arg) {
-        Target::parse(arg)?;
+        Target::check(arg)?;
     }
     Ok(())
+}
+
+/// The ConfigMap `arg` names: `cm://NAME` in the namespace of `-n`, the
+/// context, ... (see [`ClusterSettings::namespace`]).
+fn target(arg: &str, cluster: &ClusterSettings) -> Result<Target> {
+    Ok(Target::parse_in(arg, || Ok(cluster.namespace()?))?)
 }
 
 /// Reads a document argument: a ConfigMap through the cluster, else a file
@@ -31,7 +38,7 @@ pub fn read(arg: &str, kind: Option<DocKind>, cluster: &ClusterSettings) -> Resu
     if !Target::is_reference(arg) {
         return Ok(serializer::read_input(arg)?);
     }
-    let target = Target::parse(arg)?;
+    let target = target(arg, cluster)?;
     Ok(configmap::read(cluster, &target, kind)?)
 }
 
@@ -41,7 +48,7 @@ pub fn read(arg: &str, kind: Option<DocKind>, cluster: &ClusterSettings) -> Resu
 pub fn check_output(output: &Output, format: Format) -> Result<()> {
     match output {
         Output::ConfigMap(rest) => {
-            Target::parse(&format!("{}{rest}", configmap::SCHEME))?;
+            Target::check(&format!("{}{rest}", configmap::SCHEME))?;
             configmap::storable(format)?;
             Ok(())
         }
@@ -77,7 +84,7 @@ pub fn emit_document(output: &Output, doc: &Doc<'_>, cluster: &ClusterSettings) 
     let Output::ConfigMap(rest) = output else {
         return super::emit(output, doc.text);
     };
-    let target = Target::parse(&format!("{}{rest}", configmap::SCHEME))?;
+    let target = target(&format!("{}{rest}", configmap::SCHEME), cluster)?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let document = Document {
         kind: doc.kind,

@@ -78,9 +78,9 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "NAME", env = "NODE_NAME", help_heading = "Cluster")]
     pub node_name: Option<String>,
 
-    /// Kubeconfig file, for the k8s collector and -o cm:// (default: $KUBECONFIG, a colon-separated list merged as kubectl does, then ~/.kube/config, then in-cluster)
-    #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
-    pub kubeconfig: Option<PathBuf>,
+    /// The cluster of the k8s collector, of -o cm:// and of --agent.
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
 
     #[command(flatten)]
     pub agent: AgentArgs,
@@ -96,10 +96,6 @@ pub struct AgentArgs {
     /// Print the objects --agent would create (a YAML stream) and create nothing
     #[arg(long, help_heading = "Agent")]
     pub dry_run: bool,
-
-    /// Namespace of the agent's objects [env: AICR_NAMESPACE] [default: default]
-    #[arg(short = 'n', long, value_name = "NAMESPACE", help_heading = "Agent")]
-    pub namespace: Option<String>,
 
     /// Image of the agent's container [env: AICR_IMAGE] [default: ghcr.io/aicr-rs/aicr:v<version>]
     #[arg(long, value_name = "IMAGE", help_heading = "Agent")]
@@ -143,10 +139,6 @@ pub struct AgentArgs {
     )]
     pub runtime_class: Option<String>,
 
-    /// Kubeconfig context to use (the Kubernetes collector's cluster, or the agent's) [default: its current-context]
-    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
-    pub context: Option<String>,
-
     /// Keep the agent's objects after the run, and list them
     #[arg(long, help_heading = "Agent")]
     pub no_cleanup: bool,
@@ -155,8 +147,10 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ID", help_heading = "Agent")]
     pub run_id: Option<String>,
 
-    /// Snapshot every node matching --node-selector, one Job per node; -o DIR/ writes DIR/<node>.yaml,
-    /// without -o each snapshot stays in cm://NAMESPACE/<prefix>-snapshot-<run id>-<node>
+    /// Snapshot every node matching --node-selector, one Job per node; -o DIR/ writes DIR/<node>.yaml
+    /// (.json with -t json), without -o each snapshot stays in cm://NAMESPACE/<prefix>-snapshot-<run id>-<node>.
+    /// stdout gets the per-node summary (status ok, failed or timed-out, reason, where the snapshot went)
+    /// in the -t format: table (default on a terminal), yaml (default otherwise) or json
     #[arg(long, help_heading = "Agent")]
     pub all_nodes: bool,
 
@@ -217,12 +211,7 @@ impl Settings {
             Ok(_) => {}
         }
         // Resolved as every command resolves cluster access.
-        let cluster = crate::k8s::ClusterSettings::resolve(
-            args.kubeconfig,
-            args.agent.context.clone(),
-            timeout,
-            &crate::k8s::Env::from_process(),
-        )?;
+        let cluster = args.cluster.resolve(timeout)?;
         let configmaps = crate::k8s::ClusterSettings {
             timeout: configmap::TIMEOUT,
             ..cluster.clone()
@@ -339,7 +328,6 @@ fn render_snapshot(snapshot: &Snapshot, format: Format) -> Result<String> {
 fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
     let given = [
         ("--dry-run", a.dry_run),
-        ("-n/--namespace", a.namespace.is_some()),
         ("--image", a.image.is_some()),
         ("--image-pull-secret", !a.image_pull_secret.is_empty()),
         ("--job-name", a.job_name.is_some()),
@@ -366,7 +354,6 @@ fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
 /// The environment variables of the agent flags (Go aicr's).
 #[derive(Debug, Default)]
 pub struct AgentEnv {
-    pub namespace: Option<String>,
     pub image: Option<String>,
     pub require_gpu: Option<String>,
     pub runtime_class: Option<String>,
@@ -376,7 +363,6 @@ impl AgentEnv {
     fn from_process() -> AgentEnv {
         let get = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
         AgentEnv {
-            namespace: get("AICR_NAMESPACE"),
             image: get("AICR_IMAGE"),
             require_gpu: get("AICR_REQUIRE_GPU"),
             runtime_class: get("AICR_RUNTIME_CLASS"),
@@ -426,16 +412,9 @@ impl AgentSettings {
         }
         let timeout_text = args.timeout.as_deref().unwrap_or("5m");
         let timeout = parse_timeout(timeout_text)?;
-        let namespace = a
-            .namespace
-            .or(env.namespace.clone())
-            .unwrap_or_else(|| "default".into());
-        if !agent::is_dns_label(&namespace) {
-            return Err(UsageError(format!(
-                "invalid namespace {namespace:?} (-n/--namespace or AICR_NAMESPACE): give a DNS label, lowercase letters, digits and -, at most 63"
-            ))
-            .into());
-        }
+        // -n, AICR_NAMESPACE, the context's namespace, ... (checked).
+        let cluster = args.cluster.resolve(configmap::TIMEOUT)?;
+        let namespace = cluster.namespace()?;
         let prefix = a.job_name.unwrap_or_else(|| "aicr".into());
         if !agent::is_dns_label(&prefix) || prefix.len() > 20 {
             return Err(UsageError(format!(
@@ -511,12 +490,6 @@ impl AgentSettings {
             ))
             .into());
         }
-        let cluster = crate::k8s::ClusterSettings::resolve(
-            args.kubeconfig,
-            a.context,
-            configmap::TIMEOUT,
-            &crate::k8s::Env::from_process(),
-        )?;
         Ok(AgentSettings {
             spec: agent::Spec {
                 run_id,
@@ -651,17 +624,7 @@ fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
         return fleet::run(&s, f);
     }
     if s.dry_run {
-        let manifests = s.spec.manifests();
-        let text = match s.format {
-            Format::Json => serializer::render(
-                &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
-                Format::Json,
-            ),
-            _ => manifests
-                .iter()
-                .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
-                .collect(),
-        };
+        let text = render_manifests(&s.spec.manifests(), s.format);
         return super::emit_verdict(&s.output, &text, ExitStatus::Success);
     }
     if s.spec.privileged {
@@ -688,6 +651,20 @@ fn run_agent(s: AgentSettings) -> Result<ExitStatus> {
         );
     }
     emit_snapshot(&snapshot, &s.output, s.format, &s.cluster)
+}
+
+/// Manifests as a YAML stream, or with `-t json` a JSON `List`.
+fn render_manifests(manifests: &[serde_json::Value], format: Format) -> String {
+    match format {
+        Format::Json => serializer::render(
+            &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
+            Format::Json,
+        ),
+        _ => manifests
+            .iter()
+            .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
+            .collect(),
+    }
 }
 
 /// The snapshot a pod wrote (read from `source`), with the measurements

@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 
 use super::{emit, emit_verdict, DataArgs, ExitStatus};
 use crate::error::{Class, Classify, Result, UsageError};
-use crate::k8s::{ClusterSettings, Env};
+use crate::k8s::ClusterSettings;
 use crate::measurement::Snapshot;
 use crate::recipe::result::RecipeResult;
 use crate::serializer::http::{display_url, is_url, FetchOptions};
@@ -57,13 +57,9 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub data: DataArgs,
 
-    /// Kubeconfig of the cluster the deployment phase and cm:// inputs read (else KUBECONFIG, ~/.kube/config, in-cluster)
-    #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Kubeconfig context (else its current context)
-    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
-    pub context: Option<String>,
+    /// The cluster of the deployment phase and of cm:// inputs.
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
 
     /// Extra trusted CA certificates (PEM) for https:// inputs, beside the system's
     #[arg(long, value_name = "FILE", help_heading = "Input")]
@@ -214,7 +210,7 @@ impl Settings {
             }
         }
         let timeout = super::snapshot::parse_timeout(&args.timeout)?;
-        let cluster_flag = match (&args.kubeconfig, &args.context) {
+        let cluster_flag = match (&args.cluster.kubeconfig, &args.cluster.context) {
             (Some(_), _) => Some("-k/--kubeconfig"),
             (None, Some(_)) => Some("--context"),
             (None, None) => None,
@@ -236,22 +232,12 @@ impl Settings {
             ))
             .into());
         }
-        let inputs = ClusterSettings::resolve(
-            args.kubeconfig.clone(),
-            args.context.clone(),
-            timeout,
-            &Env::from_process(),
-        )?;
+        let inputs = args.cluster.resolve(timeout)?;
         let deployment = match wanted {
             Wanted::No => DeploymentPhase::Off,
             Wanted::Skip(reason) => DeploymentPhase::Skip(reason),
             Wanted::IfReachable | Wanted::Required => DeploymentPhase::Run {
-                cluster: ClusterSettings::resolve(
-                    args.kubeconfig,
-                    args.context,
-                    timeout,
-                    &Env::from_process(),
-                )?,
+                cluster: inputs.clone(),
                 store: args.data.open()?,
                 required: wanted == Wanted::Required,
             },

@@ -6,8 +6,14 @@
 //! are ignored), else `~/.kube/config`, else the in-cluster service account.
 //! `--context NAME` picks a context of the merged configuration; one that
 //! does not exist is refused (exit 2) with the list of those that do.
+//! The namespace of a name given without one ([`ClusterSettings::namespace`])
+//! is resolved as kubectl resolves it: `-n/--namespace`, else the context's
+//! `namespace`, else (in a pod) the service account's namespace file, else
+//! `default`; each a DNS-1123 label, or exit 2 naming where it came from.
 //!
-//! It also owns what a failed request means ([`RequestError`]): the class
+//! It also owns the one way a request is sent and its answer read
+//! ([`send_capped`]: the body capped, an error's turned into a `Status`),
+//! and what a failed request means ([`RequestError`]): the class
 //! (401/403 exit 4, a deadline exit 5, an unreachable server exit 6) and a
 //! message naming the server, the verb and the resource. Nothing here quotes
 //! a kubeconfig or a token; client errors pass through
@@ -64,6 +70,39 @@ pub struct ClusterSettings {
     pub context: Option<String>,
     /// Deadline of each request (connect and read).
     pub timeout: Duration,
+    /// `-n/--namespace`, checked; `None`: see [`ClusterSettings::namespace`].
+    pub namespace: Option<String>,
+}
+
+/// The namespace file of the in-cluster service account.
+pub const SERVICE_ACCOUNT_NAMESPACE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The namespace when nothing names one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// True for a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63
+/// characters), what a namespace's name must be.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+/// Refuses a namespace that is not a DNS-1123 label; `from` says where it
+/// came from.
+fn check_namespace(ns: &str, from: &str) -> Result<(), Error> {
+    if is_dns_label(ns) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "invalid namespace {:?} ({from}): give a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+        crate::error::excerpt(ns)
+    )))
 }
 
 /// Why cluster access could not be set up or a request failed.
@@ -164,7 +203,80 @@ impl ClusterSettings {
             source,
             context,
             timeout,
+            namespace: None,
         })
+    }
+
+    /// The settings with `-n/--namespace` (empty: not given), checked
+    /// (exit 2 when it is not a DNS-1123 label); `from` names the flag or
+    /// variable it came from.
+    pub fn with_namespace(
+        mut self,
+        namespace: Option<String>,
+        from: &str,
+    ) -> Result<ClusterSettings, Error> {
+        let namespace = namespace.filter(|n| !n.is_empty());
+        if let Some(ns) = &namespace {
+            check_namespace(ns, from)?;
+        }
+        self.namespace = namespace;
+        Ok(self)
+    }
+
+    /// The namespace of a name given without one, as kubectl resolves it:
+    /// `-n`, else the namespace of the context in use (`--context`, else
+    /// the current one), else in a pod its service account's
+    /// ([`SERVICE_ACCOUNT_NAMESPACE`]), else `default`. Reads the
+    /// kubeconfig (or the file) only when `-n` was not given.
+    pub fn namespace(&self) -> Result<String, Error> {
+        self.namespace_with(std::path::Path::new(SERVICE_ACCOUNT_NAMESPACE))
+    }
+
+    fn namespace_with(&self, sa_file: &std::path::Path) -> Result<String, Error> {
+        if let Some(ns) = &self.namespace {
+            return Ok(ns.clone());
+        }
+        match &self.source {
+            Source::None => Ok(DEFAULT_NAMESPACE.into()),
+            Source::InCluster => {
+                // A missing file is no namespace (kubectl's rule).
+                let text = match crate::collector::rootfs::read_file(sa_file, 4096) {
+                    Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+                    Err(_) => String::new(),
+                };
+                if text.is_empty() {
+                    return Ok(DEFAULT_NAMESPACE.into());
+                }
+                check_namespace(&text, &format!("in-cluster {}", sa_file.display()))?;
+                Ok(text)
+            }
+            Source::Files(_) => {
+                let kc = self.kubeconfig()?.unwrap_or_default();
+                let name = self.context.clone().or(kc.current_context.clone());
+                let ns = name.as_deref().and_then(|n| {
+                    kc.contexts
+                        .iter()
+                        .find(|c| c.name == n)
+                        .and_then(|c| c.context.as_ref())
+                        .and_then(|c| c.namespace.clone())
+                        .filter(|ns| !ns.is_empty())
+                });
+                match ns {
+                    None => Ok(DEFAULT_NAMESPACE.into()),
+                    Some(ns) => {
+                        check_namespace(
+                            &ns,
+                            &format!(
+                                "context {:?} of the kubeconfig {}",
+                                name.unwrap_or_default(),
+                                self.describe_files()
+                            ),
+                        )?;
+                        Ok(ns)
+                    }
+                }
+            }
+        }
     }
 
     /// The merged kubeconfig (`None` in-cluster), with `--context` checked:
@@ -317,6 +429,91 @@ fn from_env(env: &Env) -> Source {
     Source::None
 }
 
+/// The most read of an error answer's body (what was read still says why).
+pub const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// Why [`send_capped`] has no whole answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request could not be sent, or no answer came.
+    Send(kube::Error),
+    /// The answer's body broke off.
+    Body(kube::Error),
+    /// A successful answer's body is over the cap.
+    TooLarge,
+}
+
+/// Sends `request` and reads the answer's body into `buf` (cleared
+/// first): at most `cap` bytes of a successful answer (more is
+/// [`SendError::TooLarge`]), at most [`MAX_ERROR_BODY`] of a failed one (cut
+/// there). Returns the HTTP status; no deadline of its own (the caller's).
+pub async fn send_capped(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+    cap: usize,
+    buf: &mut Vec<u8>,
+) -> Result<http::StatusCode, SendError> {
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .map_err(SendError::Send)?;
+    read_capped(response, cap, buf, |_| {}).await
+}
+
+/// Reads an answer's body into `buf` as [`send_capped`] does, showing
+/// `seen` the body read so far after each piece of a successful answer
+/// (the collector reads a list's continue token from the first bytes).
+pub async fn read_capped(
+    response: http::Response<kube::client::Body>,
+    cap: usize,
+    buf: &mut Vec<u8>,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<http::StatusCode, SendError> {
+    use http_body_util::BodyExt;
+    let status = response.status();
+    let failed = !status.is_success();
+    let cap = if failed { MAX_ERROR_BODY } else { cap };
+    let mut body = response.into_body();
+    buf.clear();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(SendError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                if failed {
+                    let room = cap - buf.len();
+                    buf.extend_from_slice(&data[..room]);
+                    break;
+                }
+                return Err(SendError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+            if !failed {
+                seen(buf);
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// The `Status` of a failed answer: the body's, when it is one for this
+/// HTTP status, else one made of the body's text (as the client library
+/// reads error bodies).
+pub fn error_status(code: http::StatusCode, body: &[u8]) -> kube::core::Status {
+    serde_json::from_slice::<kube::core::Status>(body)
+        .ok()
+        .filter(|s| s.code == code.as_u16())
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let message = if text.is_empty() {
+                "(no Status in the answer)".to_string()
+            } else {
+                crate::error::excerpt(text).into_owned()
+            };
+            kube::core::Status::failure(&message, "Unknown").with_code(code.as_u16())
+        })
+}
+
 /// The class and message of a failed request to `server`.
 pub fn request_error(e: &kube::Error, req: &Request<'_>, server: &str) -> RequestError {
     let (class, message) = match e {
@@ -410,7 +607,7 @@ fn is_timeout(e: &kube::Error) -> bool {
 }
 
 /// An error and its sources, each once.
-fn chain(e: &kube::Error) -> String {
+pub(crate) fn chain(e: &kube::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -539,6 +736,75 @@ mod tests {
             )
         );
         assert!(settings(&env, Some("b")).kubeconfig().is_ok());
+    }
+
+    /// The namespace of `cm://NAME`: -n, else the context's, else in a pod
+    /// its own, else default; a bad one names where it came from.
+    #[test]
+    fn namespace_in_kubectl_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a", A);
+        let env = Env {
+            kubeconfig: Some(a.clone().into_os_string()),
+            ..Env::default()
+        };
+        let sa = write(dir.path(), "sa-namespace", "from-pod\n");
+        let ns = |s: &ClusterSettings| s.namespace_with(&sa).unwrap();
+        // The current context "a" names none; "both" names from-a.
+        assert_eq!(ns(&settings(&env, None)), "default");
+        assert_eq!(ns(&settings(&env, Some("both"))), "from-a");
+        let flag = settings(&env, Some("both"))
+            .with_namespace(Some("mine".into()), "-n/--namespace")
+            .unwrap();
+        assert_eq!(ns(&flag), "mine");
+        // Empty is not given.
+        let empty = settings(&env, Some("both"))
+            .with_namespace(Some(String::new()), "-n/--namespace")
+            .unwrap();
+        assert_eq!(ns(&empty), "from-a");
+        let pod = settings(
+            &Env {
+                in_cluster: true,
+                ..Env::default()
+            },
+            None,
+        );
+        assert_eq!(ns(&pod), "from-pod");
+        assert_eq!(
+            pod.namespace_with(&dir.path().join("missing")).unwrap(),
+            "default"
+        );
+        assert_eq!(ns(&settings(&Env::default(), None)), "default");
+
+        let e = settings(&env, None)
+            .with_namespace(Some("Bad_NS".into()), "-n/--namespace")
+            .unwrap_err();
+        assert_eq!(e.class(), Class::InvalidInput);
+        assert_eq!(
+            e.to_string(),
+            "invalid namespace \"Bad_NS\" (-n/--namespace): give a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+        );
+        let bad = write(
+            dir.path(),
+            "bad",
+            &A.replace("namespace: from-a", "namespace: From_A"),
+        );
+        let env = Env {
+            kubeconfig: Some(bad.clone().into_os_string()),
+            ..Env::default()
+        };
+        let e = settings(&env, Some("both"))
+            .namespace_with(&sa)
+            .unwrap_err();
+        assert_eq!(e.class(), Class::InvalidInput);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "invalid namespace \"From_A\" (context \"both\" of the kubeconfig {}): ",
+                bad.display()
+            )),
+            "{e}"
+        );
+        assert!(is_dns_label("a-1") && !is_dns_label("-a") && !is_dns_label(&"a".repeat(64)));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `cm://NAMESPACE/NAME`: a Snapshot or RecipeResult kept in a ConfigMap,
 //! laid out as Go aicr v0.11.1 lays it out, so each tool reads what the
 //! other wrote. This module owns the reference (its syntax and DNS-1123
-//! names, checked before any request), the layout, and the two operations:
+//! names, checked before any request; `cm://NAME` is in the namespace the
+//! caller resolves, `-n` or the context's), the layout, and the two operations:
 //! [`read`] one document and [`write`] one, each through the cluster
 //! settings of [`super::access`] with their request deadline.
 //!
@@ -52,7 +53,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use kube::api::{GetParams, PostParams};
 use serde_json::{Map, Value};
 
@@ -90,50 +90,70 @@ impl Target {
         arg.starts_with(SCHEME)
     }
 
-    /// Parses `cm://NAMESPACE/NAME`: the namespace a DNS-1123 label, the
-    /// name a DNS-1123 subdomain, as the API server requires.
-    pub fn parse(arg: &str) -> Result<Target, Error> {
+    /// Checks the syntax of `cm://NAMESPACE/NAME` or `cm://NAME` without
+    /// resolving a namespace (no file is read, no request made).
+    pub fn check(arg: &str) -> Result<(), Error> {
+        Self::parse_in(arg, || Ok(access::DEFAULT_NAMESPACE.into())).map(drop)
+    }
+
+    /// Parses `cm://NAMESPACE/NAME`, or `cm://NAME` in the namespace
+    /// `namespace` gives (called only for the short form: `-n`, the
+    /// context's, ...); an explicit namespace always wins. The namespace
+    /// must be a DNS-1123 label and the name a DNS-1123 subdomain, as the
+    /// API server requires.
+    pub fn parse_in(
+        arg: &str,
+        namespace: impl FnOnce() -> Result<String, Error>,
+    ) -> Result<Target, Error> {
         let bad = |reason: String| Error::Reference {
             arg: excerpt(arg).into_owned(),
             reason,
         };
-        let rest = arg
-            .strip_prefix(SCHEME)
-            .ok_or_else(|| bad(format!("expected {SCHEME}NAMESPACE/NAME")))?;
-        let Some((namespace, name)) = rest.split_once('/') else {
-            return Err(bad(format!("expected {SCHEME}NAMESPACE/NAME")));
+        let shape = || bad(format!("expected {SCHEME}NAMESPACE/NAME or {SCHEME}NAME"));
+        let rest = arg.strip_prefix(SCHEME).ok_or_else(shape)?;
+        let (given, name) = match rest.split_once('/') {
+            Some((ns, name)) => {
+                if ns.is_empty() || name.is_empty() || name.contains('/') {
+                    return Err(shape());
+                }
+                if !is_dns1123_label(ns) {
+                    return Err(bad(format!(
+                        "namespace {:?} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+                        excerpt(ns)
+                    )));
+                }
+                (Some(ns), name)
+            }
+            None if rest.is_empty() => return Err(shape()),
+            None => (None, rest),
         };
-        if namespace.is_empty() || name.is_empty() || name.contains('/') {
-            return Err(bad(format!("expected {SCHEME}NAMESPACE/NAME")));
-        }
-        if !is_dns1123_label(namespace) {
-            return Err(bad(format!(
-                "namespace {:?} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
-                excerpt(namespace)
-            )));
-        }
         if !is_dns1123_subdomain(name) {
             return Err(bad(format!(
                 "name {:?} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit, at most 253 characters",
                 excerpt(name)
             )));
         }
+        let namespace = match given {
+            Some(ns) => ns.to_string(),
+            None => namespace()?,
+        };
         Ok(Target {
-            namespace: namespace.to_string(),
+            namespace,
             name: name.to_string(),
         })
     }
 }
 
 fn is_dns1123_label(s: &str) -> bool {
-    s.len() <= 63 && is_label_text(s)
+    access::is_dns_label(s)
 }
 
 fn is_dns1123_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_label_text)
 }
 
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` of any length (the API server limits a
+/// subdomain's parts by its whole length only).
 fn is_label_text(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -782,43 +802,23 @@ impl Conn {
             Op::Replace(body) => api.replace(&target.name, &pp, body),
         }
         .map_err(|e| internal(e.to_string()))?;
-        let exchange = async {
-            let resp = self
-                .client
-                .send(http.map(kube::client::Body::from))
-                .await
-                .map_err(|e| access::request_error(&e, &req, &self.server))?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            let mut bytes = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| access::request_error(&e, &req, &self.server))?;
-                if let Ok(chunk) = frame.into_data() {
-                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Err(Error::ResponseTooLarge {
-                            target: target.clone(),
-                            server: self.server.clone(),
-                        });
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-            }
-            Ok((status, bytes))
-        };
-        let (status, bytes) = match tokio::time::timeout(self.timeout, exchange).await {
+        let mut bytes = Vec::new();
+        let sent = access::send_capped(&self.client, http, MAX_RESPONSE_BYTES, &mut bytes);
+        let status = match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => return Err(access::timed_out(&req, &self.server, self.timeout).into()),
-            Ok(r) => r?,
+            Ok(Err(access::SendError::Send(e) | access::SendError::Body(e))) => {
+                return Err(access::request_error(&e, &req, &self.server).into())
+            }
+            Ok(Err(access::SendError::TooLarge)) => {
+                return Err(Error::ResponseTooLarge {
+                    target: target.clone(),
+                    server: self.server.clone(),
+                })
+            }
+            Ok(Ok(status)) => status,
         };
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            let s = serde_json::from_slice::<kube::core::Status>(&bytes)
-                .ok()
-                .filter(|s| s.code == status.as_u16())
-                .unwrap_or_else(|| {
-                    kube::core::Status::failure(&excerpt(text.trim()), "Unknown")
-                        .with_code(status.as_u16())
-                });
-            let e = kube::Error::Api(s.boxed());
+            let e = kube::Error::Api(access::error_status(status, &bytes).boxed());
             return Err(access::request_error(&e, &req, &self.server).into());
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse {
@@ -851,24 +851,48 @@ mod tests {
     use serde_json::json;
 
     fn target() -> Target {
-        Target::parse("cm://ns/name").unwrap()
+        parse("cm://ns/name").unwrap()
+    }
+
+    /// `cm://NS/NAME`, or `cm://NAME` in the namespace `fallback`.
+    fn parse(arg: &str) -> Result<Target, Error> {
+        Target::parse_in(arg, || Ok("fallback".into()))
     }
 
     #[test]
     fn references_are_checked_before_any_request() {
         assert_eq!(
-            Target::parse("cm://gpu-operator/aicr-snapshot.v1").unwrap(),
+            parse("cm://gpu-operator/aicr-snapshot.v1").unwrap(),
             Target {
                 namespace: "gpu-operator".into(),
                 name: "aicr-snapshot.v1".into()
             }
         );
+        // The short form takes the namespace it is given, and asks for it
+        // only when it is needed.
+        assert_eq!(
+            parse("cm://aicr-snapshot").unwrap(),
+            Target {
+                namespace: "fallback".into(),
+                name: "aicr-snapshot".into()
+            }
+        );
+        let never = || -> Result<String, Error> { panic!("the namespace was asked for") };
+        assert_eq!(
+            Target::parse_in("cm://ns/x", never).unwrap().namespace,
+            "ns"
+        );
+        assert!(Target::parse_in("cm://Bad_Name", never).is_err());
         let long_ns = format!("cm://{}/x", "a".repeat(64));
         let cases = [
-            ("cm://ns", "cm://ns: expected cm://NAMESPACE/NAME"),
-            ("cm:///x", "cm:///x: expected cm://NAMESPACE/NAME"),
-            ("cm://ns/", "cm://ns/: expected cm://NAMESPACE/NAME"),
-            ("cm://ns/a/b", "cm://ns/a/b: expected cm://NAMESPACE/NAME"),
+            ("cm://", "cm://: expected cm://NAMESPACE/NAME or cm://NAME"),
+            ("cm:///x", "cm:///x: expected cm://NAMESPACE/NAME or cm://NAME"),
+            ("cm://ns/", "cm://ns/: expected cm://NAMESPACE/NAME or cm://NAME"),
+            ("cm://ns/a/b", "cm://ns/a/b: expected cm://NAMESPACE/NAME or cm://NAME"),
+            (
+                "cm://Bad_Name",
+                "cm://Bad_Name: name \"Bad_Name\" is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit, at most 253 characters",
+            ),
             (
                 "cm://Bad_NS/x",
                 "cm://Bad_NS/x: namespace \"Bad_NS\" is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
@@ -879,7 +903,7 @@ mod tests {
             ),
         ];
         for (arg, msg) in cases {
-            let e = Target::parse(arg).unwrap_err();
+            let e = parse(arg).unwrap_err();
             assert_eq!(e.class(), Class::InvalidInput);
             assert_eq!(e.to_string(), msg);
         }
@@ -891,11 +915,11 @@ mod tests {
             "cm://ns/x y",
             "cm://n.s/x",
         ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
         let long_name = format!("cm://ns/{}", "a".repeat(253));
-        assert!(Target::parse(&long_name).is_ok());
-        assert!(Target::parse(&format!("{long_name}a")).is_err());
+        assert!(parse(&long_name).is_ok());
+        assert!(parse(&format!("{long_name}a")).is_err());
     }
 
     #[test]

@@ -106,19 +106,7 @@ pub fn reason(e: &kube::Error) -> String {
         kube::Error::Api(s) if s.code == 401 => format!("unauthorized: {}", s.message),
         kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
         kube::Error::Api(s) => format!("{} ({}): {}", s.reason, s.code, s.message),
-        other => {
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                let m = s.to_string();
-                if !msg.contains(&m) {
-                    msg.push_str(": ");
-                    msg.push_str(&m);
-                }
-                src = s.source();
-            }
-            format!("cannot reach the API server: {msg}")
-        }
+        other => format!("cannot reach the API server: {}", access::chain(other)),
     };
     redact::text(&text)
 }

@@ -7,8 +7,13 @@
 //! server), so a plain `cargo test` lists them as ignored; run with
 //! `--include-ignored` (`make test-all`, which `.ci/run` runs) they fail when
 //! it is missing, never skip.
+//!
+//! Beside the cluster: a namespace guard ([`Namespace`]) and kubeconfigs
+//! of other identities ([`Cluster::user_kubeconfig`] for a user with a
+//! client certificate signed by the cluster's CA,
+//! [`Cluster::token_kubeconfig`] for a ServiceAccount's token).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where `.ci/kube/install.sh` put the test environment: `$KUBE_DIR`, by
@@ -35,6 +40,7 @@ pub fn tool(name: &str) -> PathBuf {
     p
 }
 
+#[derive(Clone, Debug)]
 pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
@@ -177,10 +183,220 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The CA file of the API server's certificate, as the kubeconfig
+    /// names it.
+    pub fn ca_file(&self) -> String {
+        self.kubectl(
+            &[
+                "config",
+                "view",
+                "--minify",
+                "--raw",
+                "-o",
+                "jsonpath={.clusters[0].cluster.certificate-authority}",
+            ],
+            None,
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// Writes `dir/NAME.kubeconfig` for this cluster's server with the
+    /// credentials `user` (a YAML flow mapping, such as `{token: T}`) in
+    /// its one context, current.
+    pub fn kubeconfig_as(&self, dir: &Path, name: &str, user: &str) -> PathBuf {
+        let p = dir.join(format!("{name}.kubeconfig"));
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1
+kind: Config
+current-context: {name}
+clusters:
+- name: local
+  cluster: {{server: '{server}', certificate-authority: '{ca}'}}
+users:
+- name: {name}
+  user: {user}
+contexts:
+- name: {name}
+  context: {{cluster: local, user: {name}}}
+",
+                server = self.server(),
+                ca = self.ca_file(),
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    /// A kubeconfig (in `dir`) for the user `user`: a v3 client
+    /// certificate (rustls refuses v1) with that common name, signed by
+    /// the cluster's CA (`$KUBE_DIR/pki`) with openssl. The user has no
+    /// rights until the test binds some.
+    pub fn user_kubeconfig(&self, user: &str, dir: &Path) -> PathBuf {
+        let pki = kube_dir().join("pki");
+        let key = dir.join("user.key");
+        let csr = dir.join("user.csr");
+        let crt = dir.join("user.crt");
+        let ext = dir.join("ext.cnf");
+        std::fs::write(
+            &ext,
+            "[ext]\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        openssl(&["genrsa", "-out", &path(&key), "2048"]);
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &path(&key),
+            "-subj",
+            &format!("/CN={user}"),
+            "-out",
+            &path(&csr),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path(&csr),
+            "-CA",
+            &path(&pki.join("ca.crt")),
+            "-CAkey",
+            &path(&pki.join("ca.key")),
+            "-CAcreateserial",
+            "-CAserial",
+            &path(&dir.join("ca.srl")),
+            "-days",
+            "1",
+            "-out",
+            &path(&crt),
+            "-extfile",
+            &path(&ext),
+            "-extensions",
+            "ext",
+        ]);
+        self.kubeconfig_as(
+            dir,
+            "user",
+            &format!(
+                "{{client-certificate: '{}', client-key: '{}'}}",
+                crt.display(),
+                key.display()
+            ),
+        )
+    }
+
+    /// A kubeconfig (in `dir`) holding a token of the ServiceAccount `sa`
+    /// in `ns`.
+    pub fn token_kubeconfig(&self, dir: &Path, ns: &str, sa: &str) -> PathBuf {
+        let token = self.kubectl(&["create", "token", sa, "-n", ns], None);
+        self.kubeconfig_as(dir, "sa", &format!("{{token: '{}'}}", token.trim()))
+    }
+}
+
+/// A namespace of the test's own (a [`unique`] name), deleted when the
+/// guard goes.
+pub struct Namespace {
+    pub c: Cluster,
+    pub name: String,
+}
+
+impl Namespace {
+    pub fn new(c: &Cluster, prefix: &str) -> Namespace {
+        let name = unique(prefix);
+        c.kubectl(&["create", "namespace", &name], None);
+        Namespace { c: c.clone(), name }
+    }
+}
+
+impl Namespace {
+    /// A Role `name` in the namespace allowing `verbs` (comma-separated)
+    /// on `resource`, bound to `subject` (`--user=U` or
+    /// `--serviceaccount=NS:SA`).
+    pub fn grant(&self, name: &str, verbs: &str, resource: &str, subject: &str) {
+        self.c.kubectl(
+            &[
+                "-n",
+                &self.name,
+                "create",
+                "role",
+                name,
+                &format!("--verb={verbs}"),
+                &format!("--resource={resource}"),
+            ],
+            None,
+        );
+        self.c.kubectl(
+            &[
+                "-n",
+                &self.name,
+                "create",
+                "rolebinding",
+                name,
+                &format!("--role={name}"),
+                subject,
+            ],
+            None,
+        );
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self
+            .c
+            .try_kubectl(&["delete", "namespace", &self.name, "--wait=false"], "");
+    }
+}
+
 /// A name no earlier run used: the server keeps deleted namespaces.
 pub fn unique(prefix: &str) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     format!("{prefix}-{}-{}", std::process::id(), t.subsec_nanos())
+}
+
+/// A port on 127.0.0.1 nothing listens on (bound, then let go).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A kubeconfig for `https://127.0.0.1:PORT` (no test cluster: a closed
+/// or silent port) with the token `hunter2-token`, which no message may
+/// quote, and the contexts `local` (current) and `other`.
+pub fn kubeconfig_for(port: u16) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+current-context: local
+clusters:
+- name: local
+  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}
+users:
+- name: u
+  user: {{token: hunter2-token}}
+contexts:
+- name: local
+  context: {{cluster: local, user: u}}
+- name: other
+  context: {{cluster: local, user: u}}
+"
+    )
 }

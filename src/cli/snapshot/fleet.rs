@@ -1,14 +1,23 @@
 //! `aicr snapshot --agent --all-nodes`: resolves the fleet flags
-//! (`--parallel`, `-o DIR/`), has [`crate::k8s::agent::fleet`] run one Job
-//! per matching node, writes each node's snapshot to `DIR/<node>.yaml` (or
-//! leaves it in its ConfigMap without `-o`), and prints the per-node
-//! summary table on stderr. Any node that failed or timed out makes the
+//! (`--parallel`, `-o DIR/`, `-t`), has [`crate::k8s::agent::fleet`] run
+//! one Job per matching node, writes each node's snapshot to
+//! `DIR/<node>.yaml` (`.json` with `-t json`; or leaves it in its ConfigMap
+//! without `-o`), and prints the per-node summary on stdout (node, status
+//! `ok`/`failed`/`timed-out`, the reason, where the snapshot went; in node
+//! order, no timestamps): a table (`-t table`, the default when stdout is
+//! a terminal) or a YAML or JSON document (`-t yaml`, the default
+//! otherwise; `-t json`). Any node that failed or timed out makes the
 //! command fail with exit 6 (unavailable, as a failed single-node agent
-//! Job does) after the others' snapshots are written.
+//! Job does) after the others' snapshots and the summary are written.
 
 use std::path::PathBuf;
 
-use super::{agent_snapshot, has_gpu_data, render_snapshot, AgentSettings, Progress, SnapshotArgs};
+use serde::Serialize;
+
+use super::{
+    agent_snapshot, has_gpu_data, render_manifests, render_snapshot, AgentSettings, Progress,
+    SnapshotArgs,
+};
 use crate::cli::ExitStatus;
 use crate::error::{Class, Classify, Result, UsageError};
 use crate::k8s::agent::{self, fleet::NodeResult};
@@ -27,13 +36,17 @@ pub(super) struct FleetSettings {
     /// `-o DIR/`: where the snapshots go; `None` leaves them in the
     /// ConfigMaps.
     dir: Option<PathBuf>,
+    /// The format of the summary on stdout.
+    summary: Format,
+    /// The format of the snapshot files (`-t json`, else YAML).
+    files: Format,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum FleetError {
     #[error("no node matches the node selector {selector} (--node-selector): nothing to snapshot")]
     NoNodes { selector: String },
-    #[error("{failed} of {total} nodes gave no snapshot: {names} (see the table above)")]
+    #[error("{failed} of {total} nodes gave no snapshot: {names} (see the summary)")]
     Failed {
         failed: usize,
         total: usize,
@@ -78,12 +91,6 @@ impl FleetSettings {
             ))
             .into());
         }
-        if args.out.format == Some(Format::Table) {
-            return Err(UsageError(
-                "--all-nodes writes the snapshots as yaml or json, not a table".into(),
-            )
-            .into());
-        }
         let dir = match args.out.output.as_deref() {
             None => None,
             Some(_) if a.dry_run => {
@@ -119,7 +126,25 @@ impl FleetSettings {
                 }
             }
         };
-        Ok(Some(FleetSettings { parallel, dir }))
+        // -t is the summary's format, and the files' unless a table.
+        let summary = args.out.format.unwrap_or_else(|| {
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                Format::Table
+            } else {
+                Format::Yaml
+            }
+        });
+        let files = match args.out.format {
+            Some(Format::Json) => Format::Json,
+            _ => Format::Yaml,
+        };
+        Ok(Some(FleetSettings {
+            parallel,
+            dir,
+            summary,
+            files,
+        }))
     }
 }
 
@@ -165,25 +190,40 @@ pub(super) fn run(s: &AgentSettings, f: &FleetSettings) -> Result<ExitStatus> {
     );
     progress.finish();
     let outcome = outcome?;
-    let mut rows: Vec<[String; 3]> = Vec::new();
+    let mut nodes: Vec<NodeSummary> = Vec::new();
     let mut no_gpu = Vec::new();
     for (p, r) in &outcome.results {
-        let (state, detail) = match r {
+        let (status, detail) = match r {
             NodeResult::Ok(bytes) => match write_node(s, f, p, bytes) {
                 Ok((detail, gpu)) => {
                     if !gpu {
                         no_gpu.push(p.node.as_str());
                     }
-                    ("ok", detail)
+                    (Status::Ok, detail)
                 }
-                Err(e) => ("failed", e.to_string()),
+                Err(e) => (Status::Failed, e.to_string()),
             },
-            NodeResult::Failed(why) => ("failed", why.clone()),
-            NodeResult::TimedOut(why) => ("timed out", why.clone()),
+            NodeResult::Failed(why) => (Status::Failed, why.clone()),
+            NodeResult::TimedOut(why) => (Status::TimedOut, why.clone()),
         };
-        rows.push([p.node.clone(), state.to_string(), one_line(&detail)]);
+        let detail = one_line(&detail);
+        let (snapshot, reason) = match status {
+            Status::Ok => (Some(detail), None),
+            _ => (None, Some(detail)),
+        };
+        nodes.push(NodeSummary {
+            node: p.node.clone(),
+            status,
+            reason,
+            snapshot,
+        });
     }
-    eprint!("{}", table(&rows));
+    let summary = Summary::new(nodes);
+    crate::cli::emit_verdict(
+        &crate::serializer::Output::Stdout,
+        &summary.render(f.summary),
+        ExitStatus::Success,
+    )?;
     if !no_gpu.is_empty() {
         tracing::warn!(
             "{} snapshots hold no GPU data (the pod could not reach a GPU: see --require-gpu, --runtime-class, --privileged): {}",
@@ -197,10 +237,11 @@ pub(super) fn run(s: &AgentSettings, f: &FleetSettings) -> Result<ExitStatus> {
         }
         tracing::warn!("find what is left with the label {}", s.spec.selector());
     }
-    let failed: Vec<&str> = rows
+    let failed: Vec<&str> = summary
+        .nodes
         .iter()
-        .filter(|r| r[1] != "ok")
-        .map(|r| r[0].as_str())
+        .filter(|n| n.status != Status::Ok)
+        .map(|n| n.node.as_str())
         .collect();
     if failed.is_empty() {
         return Ok(ExitStatus::Success);
@@ -216,7 +257,7 @@ pub(super) fn run(s: &AgentSettings, f: &FleetSettings) -> Result<ExitStatus> {
     }
     Err(FleetError::Failed {
         failed: failed.len(),
-        total: rows.len(),
+        total: summary.nodes.len(),
         names,
     }
     .into())
@@ -237,16 +278,7 @@ fn dry_run(s: &AgentSettings, plans: &[agent::fleet::NodePlan]) -> Result<ExitSt
     for p in plans {
         eprintln!("  {}", p.node);
     }
-    let text = match s.format {
-        Format::Json => serializer::render(
-            &serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": manifests }),
-            Format::Json,
-        ),
-        _ => manifests
-            .iter()
-            .map(|m| format!("---\n{}", serializer::render(m, Format::Yaml)))
-            .collect(),
-    };
+    let text = render_manifests(&manifests, s.format);
     crate::cli::emit_verdict(&s.output, &text, ExitStatus::Success)
 }
 
@@ -275,13 +307,13 @@ fn write_node(
     } else {
         p.name.as_str()
     };
-    let ext = if s.format == Format::Json {
+    let ext = if f.files == Format::Json {
         "json"
     } else {
         "yaml"
     };
     let path = dir.join(format!("{stem}.{ext}"));
-    let text = render_snapshot(&snapshot, s.format)?;
+    let text = render_snapshot(&snapshot, f.files)?;
     serializer::write_file(&path, text.as_bytes())?;
     Ok((path.display().to_string(), gpu))
 }
@@ -294,9 +326,91 @@ fn one_line(s: &str) -> String {
         .join("; ")
 }
 
-/// The summary: NODE, RESULT, DETAIL, aligned.
+/// What became of one node, as the summary says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Status {
+    Ok,
+    Failed,
+    TimedOut,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed-out",
+        }
+    }
+}
+
+/// One node's line of the summary.
+#[derive(Debug, Serialize)]
+struct NodeSummary {
+    node: String,
+    status: Status,
+    /// Why it gave no snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// Where its snapshot went: the file, or the ConfigMap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<String>,
+}
+
+/// The per-node summary of a fleet run, in node order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    total: usize,
+    ok: usize,
+    failed: usize,
+    timed_out: usize,
+    nodes: Vec<NodeSummary>,
+}
+
+impl Summary {
+    fn new(nodes: Vec<NodeSummary>) -> Summary {
+        let count = |s: Status| nodes.iter().filter(|n| n.status == s).count();
+        Summary {
+            total: nodes.len(),
+            ok: count(Status::Ok),
+            failed: count(Status::Failed),
+            timed_out: count(Status::TimedOut),
+            nodes,
+        }
+    }
+
+    /// The table, or the document in YAML or JSON.
+    fn render(&self, format: Format) -> String {
+        match format {
+            Format::Table => {
+                let rows: Vec<[String; 3]> = self
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        let detail = n.snapshot.as_ref().or(n.reason.as_ref());
+                        [
+                            n.node.clone(),
+                            n.status.word().to_string(),
+                            detail.cloned().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                table(&rows)
+            }
+            f => match serde_json::to_value(self) {
+                Ok(v) => serializer::render(&v, f),
+                // Strings and numbers only: cannot fail.
+                Err(e) => format!("{e}\n"),
+            },
+        }
+    }
+}
+
+/// The summary: NODE, STATUS, DETAIL, aligned.
 fn table(rows: &[[String; 3]]) -> String {
-    let head = ["NODE", "RESULT", "DETAIL"].map(String::from);
+    let head = ["NODE", "STATUS", "DETAIL"].map(String::from);
     let w0 = rows
         .iter()
         .chain([&head])
@@ -317,19 +431,48 @@ fn table(rows: &[[String; 3]]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary::new(vec![
+            NodeSummary {
+                node: "gpu-1".into(),
+                status: Status::Ok,
+                reason: None,
+                snapshot: Some("a/gpu-1.yaml".into()),
+            },
+            NodeSummary {
+                node: "g2".into(),
+                status: Status::TimedOut,
+                reason: Some("why".into()),
+                snapshot: None,
+            },
+            NodeSummary {
+                node: "g3".into(),
+                status: Status::Failed,
+                reason: Some("Evicted".into()),
+                snapshot: None,
+            },
+        ])
+    }
+
     #[test]
     fn table_aligns() {
-        let rows = [
-            [
-                "gpu-1".to_string(),
-                "ok".to_string(),
-                "a/gpu-1.yaml".to_string(),
-            ],
-            ["g2".to_string(), "timed out".to_string(), "why".to_string()],
-        ];
         assert_eq!(
-            super::table(&rows),
-            "NODE   RESULT     DETAIL\ngpu-1  ok         a/gpu-1.yaml\ng2     timed out  why\n"
+            summary().render(Format::Table),
+            "NODE   STATUS     DETAIL\ngpu-1  ok         a/gpu-1.yaml\ng2     timed-out  why\ng3     failed     Evicted\n"
         );
+    }
+
+    #[test]
+    fn summary_documents() {
+        assert_eq!(
+            summary().render(Format::Yaml),
+            "total: 3\nok: 1\nfailed: 1\ntimedOut: 1\nnodes:\n  - node: gpu-1\n    status: ok\n    snapshot: a/gpu-1.yaml\n  - node: g2\n    status: timed-out\n    reason: why\n  - node: g3\n    status: failed\n    reason: Evicted\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&summary().render(Format::Json)).unwrap();
+        assert_eq!(json["nodes"][1]["status"], "timed-out");
+        assert_eq!(json["timedOut"], 1);
     }
 }

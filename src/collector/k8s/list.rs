@@ -14,17 +14,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use kube::api::ListParams;
 use kube::core::Status;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::k8s::access::{error_status, read_capped, SendError};
+
 /// The largest page body read: a page of 500 ordinary pods is about 1 MiB.
 const MAX_PAGE: usize = 128 << 20;
-/// The largest error body read.
-const MAX_ERROR: usize = 1 << 20;
 
 /// Test-only (debug builds): the page size of every listing.
 #[cfg(debug_assertions)]
@@ -292,8 +291,6 @@ impl Fetch<'_> {
             _ => self.client.send(self.request(token)?).await,
         }
         .map_err(|e| PageError::List(ListError::Request(crate::k8s::reason(&e))))?;
-        let code = response.status().as_u16();
-        let failed = code >= 400;
         let encoding = match response.headers().get(http::header::CONTENT_TYPE) {
             Some(t)
                 if t.as_bytes()
@@ -303,67 +300,67 @@ impl Fetch<'_> {
             }
             _ => Encoding::Json,
         };
-        let cap = if failed { MAX_ERROR } else { MAX_PAGE };
         // Looking for this page's token stops once it is found or cannot
-        // be: at the end of the body, or after the first bytes.
-        let mut looking = !failed && send_ahead();
-        let mut body = response.into_body();
-        buf.clear();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                PageError::List(ListError::Broken {
+        // be: after the first bytes.
+        let mut looking = send_ahead();
+        let seen = |prefix: &[u8]| {
+            if !looking {
+                return;
+            }
+            let early = match encoding {
+                Encoding::Protobuf => super::proto::early_continue(prefix),
+                Encoding::Json => early_continue_json(prefix),
+            };
+            if let Some(next) = early {
+                looking = false;
+                // A request that cannot be made is made again, and its
+                // error reported, when the page is due.
+                if let Some((next, Ok(request))) = next.map(|t| {
+                    let r = self.request(Some(&t));
+                    (t, r)
+                }) {
+                    let client = self.client.clone();
+                    *ahead = Some(Ahead {
+                        token: next,
+                        task: tokio::spawn(async move { client.send(request).await }),
+                    });
+                }
+            } else if prefix.len() > EARLY_WINDOW {
+                looking = false;
+            }
+        };
+        let code = match read_capped(response, MAX_PAGE, buf, seen).await {
+            Ok(code) => code,
+            Err(SendError::Send(e)) => {
+                return Err(PageError::List(ListError::Request(crate::k8s::reason(&e))))
+            }
+            Err(SendError::Body(e)) => {
+                return Err(PageError::List(ListError::Broken {
                     what: self.what,
                     page: self.n,
                     why: crate::k8s::reason(&e),
-                })
-            })?;
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > cap {
-                    if failed {
-                        break; // what was read still says why
-                    }
-                    return Err(PageError::List(ListError::TooLarge {
-                        what: self.what,
-                        page: self.n,
-                    }));
-                }
-                buf.extend_from_slice(&data);
+                }))
             }
-            if looking {
-                let early = match encoding {
-                    Encoding::Protobuf => super::proto::early_continue(buf),
-                    Encoding::Json => early_continue_json(buf),
-                };
-                if let Some(next) = early {
-                    looking = false;
-                    if let Some(next) = next {
-                        let request = self.request(Some(&next))?;
-                        let client = self.client.clone();
-                        *ahead = Some(Ahead {
-                            token: next,
-                            task: tokio::spawn(async move { client.send(request).await }),
-                        });
-                    }
-                } else if buf.len() > EARLY_WINDOW {
-                    looking = false;
-                }
+            Err(SendError::TooLarge) => {
+                return Err(PageError::List(ListError::TooLarge {
+                    what: self.what,
+                    page: self.n,
+                }))
             }
-        }
-        if !failed {
+        };
+        if code.is_success() {
             return Ok(encoding);
         }
-        // As the client library reads error bodies: a Status, or its text.
+        // A Status, in the answer's encoding, or one made of its text.
         let status = match encoding {
-            Encoding::Protobuf => super::proto::status(buf).ok().map(|(message, reason, c)| {
-                Status::failure(&message, &reason).with_code(if c == 0 { code } else { c })
-            }),
-            Encoding::Json => serde_json::from_slice::<Status>(buf).ok(),
-        }
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(buf);
-            Status::failure(text.trim(), "Failed to parse error data").with_code(code)
-        });
-        if code == 410 || status.code == 410 {
+            Encoding::Protobuf => super::proto::status(buf)
+                .ok()
+                .filter(|(.., c)| *c == code.as_u16())
+                .map(|(message, reason, c)| Status::failure(&message, &reason).with_code(c))
+                .unwrap_or_else(|| error_status(code, b"")),
+            Encoding::Json => error_status(code, buf),
+        };
+        if status.code == 410 {
             return Err(PageError::Expired(crate::collector::redact::text(
                 &status.message,
             )));

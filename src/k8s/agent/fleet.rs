@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 
 use futures_util::StreamExt;
-use kube::api::{DeleteParams, GetParams, ListParams, PostParams, PropagationPolicy};
+use kube::api::{GetParams, ListParams};
 use serde_json::Value;
 
 use super::run::{permissions, Conn, Error, Permission};
@@ -128,12 +128,7 @@ pub fn node_selector(spec: &Spec) -> String {
 /// most [`MAX_NODES`]).
 pub fn list_nodes(spec: &Spec, cluster: &ClusterSettings) -> Result<Vec<String>, Error> {
     let rt = runtime()?;
-    let (client, server) = rt.block_on(cluster.client())?;
-    let conn = Conn {
-        client,
-        server,
-        timeout: cluster.timeout,
-    };
+    let conn = rt.block_on(Conn::open(cluster))?;
     rt.block_on(conn.list_nodes(spec))
 }
 
@@ -165,12 +160,7 @@ pub fn run(
 ) -> Result<FleetOutcome, Error> {
     let signals = crate::bundler::output::HeldSignals::hold();
     let rt = runtime()?;
-    let (client, server) = rt.block_on(cluster.client())?;
-    let conn = Conn {
-        client,
-        server,
-        timeout: cluster.timeout,
-    };
+    let conn = rt.block_on(Conn::open(cluster))?;
     let mut perms = permissions(spec);
     perms.push(Permission {
         verb: "list",
@@ -185,7 +175,7 @@ pub fn run(
     let progress = RefCell::new(progress);
     let result = rt.block_on(async {
         for m in spec.shared_manifests(&names) {
-            conn.create(spec, &m, &created).await?;
+            conn.register_and_create(spec, &m, &created).await?;
         }
         let done = RefCell::new(0usize);
         let results: Vec<(NodePlan, NodeResult)> = futures_util::stream::iter(plans)
@@ -282,7 +272,7 @@ impl Conn {
     }
 
     /// Creates one object, registered for cleanup before the request.
-    async fn create(
+    async fn register_and_create(
         &self,
         spec: &Spec,
         m: &Value,
@@ -292,27 +282,7 @@ impl Conn {
             return Ok(());
         };
         created.borrow_mut().push(obj.clone());
-        let pp = PostParams {
-            dry_run: false,
-            field_manager: Some(configmap::FIELD_MANAGER.into()),
-        };
-        let http =
-            kube::core::Request::new(&obj.collection).create(&pp, m.to_string().into_bytes());
-        match self
-            .call(http, "create", obj.resource, Some(&obj.name), obj.namespace.as_deref())
-            .await
-        {
-            Err(e) if e.code == Some(404) && obj.namespace.is_some() => {
-                Err(Error::Request(RequestError {
-                    message: format!(
-                        "namespace {} does not exist on {}: create it, or give another with -n/--namespace",
-                        spec.namespace, self.server
-                    ),
-                    ..e
-                }))
-            }
-            r => r.map(|_| ()).map_err(Error::from),
-        }
+        Ok(self.create(spec, &obj, m).await?)
     }
 
     /// One node: its ConfigMap and Job created, the Job waited for, the
@@ -368,7 +338,7 @@ impl Conn {
         signals: &crate::bundler::output::HeldSignals,
     ) -> NodeResult {
         for m in spec.node_manifests(&p.node, &p.name) {
-            if let Err(e) = self.create(spec, &m, created).await {
+            if let Err(e) = self.register_and_create(spec, &m, created).await {
                 return NodeResult::Failed(e.to_string());
             }
         }
@@ -405,27 +375,6 @@ impl Conn {
         match configmap::document_of(&obj, &target, Some(DocKind::Snapshot)) {
             Ok(bytes) => NodeResult::Ok(bytes),
             Err(e) => NodeResult::Failed(e.to_string()),
-        }
-    }
-
-    async fn delete(&self, obj: &ObjectRef) -> Result<(), RequestError> {
-        let dp = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
-            ..DeleteParams::default()
-        };
-        let http = kube::core::Request::new(&obj.collection).delete(&obj.name, &dp);
-        match self
-            .call(
-                http,
-                "delete",
-                obj.resource,
-                Some(&obj.name),
-                obj.namespace.as_deref(),
-            )
-            .await
-        {
-            Err(e) if e.code != Some(404) => Err(e),
-            _ => Ok(()),
         }
     }
 }

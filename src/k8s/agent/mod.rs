@@ -144,15 +144,7 @@ fn is_label_value(v: &str) -> bool {
         && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
 }
 
-/// A DNS-1123 label: lowercase alphanumerics and `-`, at most 63.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+pub use crate::k8s::access::is_dns_label;
 
 /// A new random run id: 8 lowercase hex digits.
 pub fn new_run_id() -> Result<String, String> {

@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use kube::api::{DeleteParams, GetParams, ListParams, PostParams, PropagationPolicy};
 use serde_json::{json, Value};
 
@@ -170,12 +169,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(e.to_string()))?;
-    let (client, server) = rt.block_on(cluster.client())?;
-    let conn = Conn {
-        client,
-        server,
-        timeout: cluster.timeout,
-    };
+    let conn = rt.block_on(Conn::open(cluster))?;
     rt.block_on(conn.check(spec))?;
     let mut created = Vec::new();
     let result = rt.block_on(conn.create_and_wait(spec, &mut created, &signals, progress));
@@ -240,6 +234,16 @@ pub(super) struct Conn {
 }
 
 impl Conn {
+    /// A client of `cluster`, with its request deadline.
+    pub(super) async fn open(cluster: &ClusterSettings) -> Result<Conn, access::Error> {
+        let (client, server) = cluster.client().await?;
+        Ok(Conn {
+            client,
+            server,
+            timeout: cluster.timeout,
+        })
+    }
+
     /// One request within the deadline, its failure classified.
     pub(super) async fn call(
         &self,
@@ -260,47 +264,28 @@ impl Conn {
             message: format!("cannot build the request {req}: {e}"),
             code: None,
         })?;
-        let exchange = async {
-            let resp = self
-                .client
-                .send(http.map(kube::client::Body::from))
-                .await
-                .map_err(|e| access::request_error(&e, &req, &self.server))?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            let mut bytes = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| access::request_error(&e, &req, &self.server))?;
-                if let Ok(chunk) = frame.into_data() {
-                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Err(RequestError {
-                            class: Class::Unavailable,
-                            code: None,
-                            message: format!(
-                                "{} answered {req} with more than {} MiB",
-                                self.server,
-                                MAX_RESPONSE_BYTES >> 20
-                            ),
-                        });
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-            }
-            Ok((status, bytes))
-        };
-        let (status, bytes) = match tokio::time::timeout(self.timeout, exchange).await {
+        let mut bytes = Vec::new();
+        let sent = access::send_capped(&self.client, http, MAX_RESPONSE_BYTES, &mut bytes);
+        let status = match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => return Err(access::timed_out(&req, &self.server, self.timeout)),
-            Ok(r) => r?,
+            Ok(Err(access::SendError::Send(e) | access::SendError::Body(e))) => {
+                return Err(access::request_error(&e, &req, &self.server))
+            }
+            Ok(Err(access::SendError::TooLarge)) => {
+                return Err(RequestError {
+                    class: Class::Unavailable,
+                    code: None,
+                    message: format!(
+                        "{} answered {req} with more than {} MiB",
+                        self.server,
+                        MAX_RESPONSE_BYTES >> 20
+                    ),
+                })
+            }
+            Ok(Ok(status)) => status,
         };
         if !status.is_success() {
-            let s = serde_json::from_slice::<kube::core::Status>(&bytes)
-                .ok()
-                .filter(|s| s.code == status.as_u16())
-                .unwrap_or_else(|| {
-                    kube::core::Status::failure("(no Status in the answer)", "Unknown")
-                        .with_code(status.as_u16())
-                });
-            let e = kube::Error::Api(s.boxed());
+            let e = kube::Error::Api(access::error_status(status, &bytes).boxed());
             return Err(access::request_error(&e, &req, &self.server));
         }
         serde_json::from_slice(&bytes).map_err(|e| RequestError {
@@ -382,40 +367,70 @@ impl Conn {
             // Registered before the request: a create whose answer is lost
             // is still deleted.
             created.push(obj.clone());
-            let pp = PostParams {
-                dry_run: false,
-                field_manager: Some(configmap::FIELD_MANAGER.into()),
-            };
-            let http =
-                kube::core::Request::new(&obj.collection).create(&pp, m.to_string().into_bytes());
-            match self
-                .call(
-                    http,
-                    "create",
-                    obj.resource,
-                    Some(&obj.name),
-                    obj.namespace.as_deref(),
-                )
-                .await
-            {
-                // A create answered 404: the namespace is missing.
-                Err(e) if e.code == Some(404) && obj.namespace.is_some() => {
-                    return Err(Error::Request(RequestError {
-                        message: format!(
-                            "namespace {} does not exist on {}: create it, or give another with -n/--namespace",
-                            spec.namespace, self.server
-                        ),
-                        ..e
-                    }));
-                }
-                r => {
-                    r?;
-                }
-            }
+            self.create(spec, &obj, &m).await?;
         }
         let job = spec.name();
         self.wait(spec, &job, &spec.selector(), signals, progress)
             .await
+    }
+
+    /// Creates the object `m` (`obj` names it; the caller has registered
+    /// it for cleanup). A create answered 404 means the namespace is
+    /// missing, and says so.
+    pub(super) async fn create(
+        &self,
+        spec: &Spec,
+        obj: &ObjectRef,
+        m: &Value,
+    ) -> Result<(), RequestError> {
+        let pp = PostParams {
+            dry_run: false,
+            field_manager: Some(configmap::FIELD_MANAGER.into()),
+        };
+        let http =
+            kube::core::Request::new(&obj.collection).create(&pp, m.to_string().into_bytes());
+        match self
+            .call(
+                http,
+                "create",
+                obj.resource,
+                Some(&obj.name),
+                obj.namespace.as_deref(),
+            )
+            .await
+        {
+            Err(e) if e.code == Some(404) && obj.namespace.is_some() => Err(RequestError {
+                message: format!(
+                    "namespace {} does not exist on {}: create it, or give another with -n/--namespace",
+                    spec.namespace, self.server
+                ),
+                ..e
+            }),
+            r => r.map(drop),
+        }
+    }
+
+    /// Deletes one object (its dependents in the background: a Job's
+    /// pods); one already gone is no error.
+    pub(super) async fn delete(&self, obj: &ObjectRef) -> Result<(), RequestError> {
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        let http = kube::core::Request::new(&obj.collection).delete(&obj.name, &dp);
+        match self
+            .call(
+                http,
+                "delete",
+                obj.resource,
+                Some(&obj.name),
+                obj.namespace.as_deref(),
+            )
+            .await
+        {
+            Err(e) if e.code != Some(404) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Waits for the Job `job` (its pods: the label selector `pods`) to
@@ -572,23 +587,8 @@ impl Conn {
     pub(super) async fn delete_all(&self, created: &[ObjectRef]) -> Vec<ObjectRef> {
         let mut left = Vec::new();
         for obj in created.iter().rev() {
-            let dp = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..DeleteParams::default()
-            };
-            let http = kube::core::Request::new(&obj.collection).delete(&obj.name, &dp);
-            match self
-                .call(
-                    http,
-                    "delete",
-                    obj.resource,
-                    Some(&obj.name),
-                    obj.namespace.as_deref(),
-                )
-                .await
-            {
-                Ok(_) => tracing::debug!("deleted {obj}"),
-                Err(e) if e.code == Some(404) => {}
+            match self.delete(obj).await {
+                Ok(()) => tracing::debug!("deleted {obj}"),
                 Err(e) => {
                     tracing::warn!("could not delete {obj}: {e}");
                     left.push(obj.clone());

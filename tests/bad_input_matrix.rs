@@ -2621,7 +2621,7 @@ const ROWS: &[Row] = &[
         name: "validate_no_recipe",
         class: Accepts,
         args: &["validate"],
-        msg: "the following required arguments were not provided:\n  --recipe <FILE|URL|CM>",
+        msg: "error: no recipe: give -r FILE (YAML or JSON), - for stdin, an https:// URL or cm://NAMESPACE/NAME",
         ..R
     },
     Row {

@@ -14,11 +14,22 @@ use crate::k8s::{ClusterSettings, Env};
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// Kubeconfig file (default: $KUBECONFIG, a colon-separated list merged as kubectl does, then ~/.kube/config, then in-cluster)
-    #[arg(short = 'k', long, value_name = "FILE", help_heading = "Cluster")]
+    #[arg(
+        short = 'k',
+        long,
+        value_name = "FILE",
+        env = "AICR_KUBECONFIG",
+        help_heading = "Cluster"
+    )]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use [default: its current-context]
-    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "AICR_CONTEXT",
+        help_heading = "Cluster"
+    )]
     pub context: Option<String>,
 }
 

@@ -103,18 +103,15 @@ pub struct ShowArgs {
     )]
     pub format: Format,
 
-    /// Show only this command's settings
-    #[arg(value_name = "COMMAND")]
-    pub command: Option<String>,
-
-    /// Flags of COMMAND, as they would be given to it
+    /// COMMAND [ARGS...]: only this command's settings, with its flags as
+    /// they would be given to it (these come after COMMAND)
     #[arg(
-        value_name = "ARGS",
+        value_name = "COMMAND",
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        requires = "command"
+        num_args = 0..
     )]
-    pub args: Vec<OsString>,
+    pub command: Vec<OsString>,
 }
 
 /// Where the configuration file was named.
@@ -933,7 +930,11 @@ pub fn run(args: ConfigArgs, sources: &Sources) -> Result<ExitStatus> {
     let state = sources.file.as_ref();
     let file = state.and_then(|s| s.file.as_ref());
     let shown = file.map(|f| f.shown.clone()).unwrap_or_default();
-    let commands: Vec<String> = match &show.command {
+    let (command, args) = match show.command.split_first() {
+        Some((c, rest)) => (Some(c.to_string_lossy().into_owned()), rest.to_vec()),
+        None => (None, Vec::new()),
+    };
+    let commands: Vec<String> = match &command {
         Some(c) => {
             let names = section_names(&cmd);
             if c == GLOBAL || c == CLUSTER || !names.contains(c) {
@@ -976,7 +977,7 @@ pub fn run(args: ConfigArgs, sources: &Sources) -> Result<ExitStatus> {
             continue;
         }
         let mut argv = vec![OsString::from("aicr"), OsString::from(name)];
-        argv.extend(show.args.iter().cloned());
+        argv.extend(args.iter().cloned());
         let lenient = cmd.clone().ignore_errors(true);
         let m = lenient
             .try_get_matches_from(&argv)

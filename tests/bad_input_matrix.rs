@@ -2815,7 +2815,7 @@ const ROWS: &[Row] = &[
         name: "query_no_selector",
         class: Accepts,
         args: &["query", "--service", "eks"],
-        msg: "--selector <PATH>",
+        msg: "error: no selector: give --selector PATH",
         ..R
     },
     Row {

@@ -335,6 +335,34 @@ fn the_layers_reach_the_commands() {
         deployer(&[("AICR_DEPLOYER", "flux")], &["-d", "helm"]),
         "helm"
     );
+
+    // query: --selector (not clap-required, so the file can give it).
+    let cfg = config_file(
+        tmp.path(),
+        "q.yaml",
+        "query:\n  service: eks\n  selector: kind\n",
+    );
+    let out = run(&["--config", cfg.to_str().unwrap(), "query"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "RecipeResult\n");
+
+    // The global section: JSON logs from the file, text from the flag's
+    // variable over it.
+    let cfg = config_file(tmp.path(), "g.yaml", "global:\n  log-json: true\n");
+    let g = cfg.to_str().unwrap();
+    let out = run(&["--config", g, "recipe", "--service", "nope"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).starts_with("{\"timestamp\":"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_env(
+        &["--config", g, "recipe", "--service", "nope"],
+        &[("AICR_LOG_JSON", "false")],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
 }
 
 #[test]
@@ -656,7 +684,7 @@ fn debug_logs_each_override() {
             "-d",
             "flux",
         ],
-        &[("AICR_DATA", "recipes")],
+        &[("AICR_DATA", "recipes"), ("AICR_LOG_JSON", "off")],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let notes: Vec<String> = stderr(&out)
@@ -666,6 +694,7 @@ fn debug_logs_each_override() {
     assert_eq!(
         notes,
         [
+            "global --log-json off from AICR_LOG_JSON".to_string(),
             format!("bundle --data: AICR_DATA overrides from-file from {c}"),
             format!("bundle --deployer: the command line overrides argocd from {c}"),
             format!("bundle --revision v1.2.3 from {c} (over the default main)"),

@@ -50,15 +50,30 @@ pub(super) fn layer(
         notes: Vec::new(),
         from_file: BTreeSet::new(),
     };
+    let own_section = match (sub, matches.subcommand()) {
+        (Some(sub), Some((name, sm))) if !NOT_CONFIGURABLE.contains(&name) => Some((name, sub, sm)),
+        _ => None,
+    };
+    for (section, m) in
+        std::iter::once((GLOBAL, &matches)).chain(own_section.map(|(n, _, sm)| (n, sm)))
+    {
+        let in_file: BTreeSet<String> = file
+            .map(|f| {
+                f.values_for(cmd, section)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect()
+            })
+            .unwrap_or_default();
+        layered.notes.extend(env_notes(cmd, section, m, &in_file));
+    }
     let Some(file) = file else {
         return Ok(layered);
     };
     let global = section_words(file, cmd, GLOBAL, cmd, &matches, &mut layered);
-    let own = match (sub, matches.subcommand()) {
-        (Some(sub), Some((name, sm))) if !NOT_CONFIGURABLE.contains(&name) => {
-            section_words(file, cmd, name, sub, sm, &mut layered)
-        }
-        _ => Vec::new(),
+    let own = match own_section {
+        Some((name, sub, sm)) => section_words(file, cmd, name, sub, sm, &mut layered),
+        None => Vec::new(),
     };
     if global.is_empty() && own.is_empty() {
         return Ok(layered);
@@ -71,6 +86,35 @@ pub(super) fn layer(
             detail: clap_message(&e),
         })?;
     Ok(layered)
+}
+
+/// A note for each flag of `section` set by its environment variable,
+/// except those the file also sets (noted with the file's value).
+fn env_notes(
+    cmd: &Command,
+    section: &str,
+    m: &ArgMatches,
+    in_file: &BTreeSet<String>,
+) -> Vec<String> {
+    section_args(cmd, section)
+        .into_iter()
+        .filter(|a| m.value_source(a.get_id().as_str()) == Some(ValueSource::EnvVariable))
+        .filter_map(|a| {
+            let key = a.get_long()?;
+            if in_file.contains(key) {
+                return None;
+            }
+            let value: Vec<String> = m
+                .get_raw(a.get_id().as_str())?
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            Some(format!(
+                "{section} --{key} {} from {}",
+                crate::error::excerpt(&value.join(",")),
+                env_name(a)
+            ))
+        })
+        .collect()
 }
 
 /// The command-line words of the file's values for one section (`owner`

@@ -73,8 +73,6 @@ pub enum ConfigError {
     },
     #[error("{file}: {detail} (one of them set in this file; change it, or override it on the command line)")]
     Rejected { file: String, detail: String },
-    #[error("$XDG_CONFIG_HOME is {0:?}, a relative path; give an absolute path or unset it")]
-    RelativeXdg(String),
     #[error("unknown command {0:?} for `aicr config show`; commands: {1}")]
     UnknownCommand(String, String),
 }
@@ -217,7 +215,7 @@ pub fn parse(argv: Vec<OsString>) -> std::result::Result<Parsed, ParseFailure> {
     let debug = matches.get_flag("debug");
     let json = matches.get_flag("log_json");
     let fail = |error| ParseFailure::Config { error, debug, json };
-    let state = locate(&matches, &ProcessEnv).map_err(fail)?;
+    let state = locate(&matches, &ProcessEnv);
     let state = load(state, &cmd).map_err(fail)?;
     let layered = layer::layer(&cmd, &argv, matches, state.file.as_ref(), false).map_err(fail)?;
     let cli = Cli::from_arg_matches(&layered.matches).map_err(ParseFailure::Usage)?;
@@ -246,43 +244,33 @@ impl LocationEnv for ProcessEnv {
 
 /// Where the configuration file is: `--config`, `AICR_CONFIG`, or the
 /// default location (`None` when not even `HOME` is set).
-fn locate(matches: &ArgMatches, env: &dyn LocationEnv) -> Result<FileState> {
-    let origin = match matches.value_source("config") {
-        Some(ValueSource::CommandLine) => FileOrigin::Flag,
-        Some(ValueSource::EnvVariable) => FileOrigin::Env,
-        _ => FileOrigin::Default,
+fn locate(matches: &ArgMatches, env: &dyn LocationEnv) -> FileState {
+    let named = matches.get_one::<PathBuf>("config");
+    let (path, origin) = match (matches.value_source("config"), named) {
+        // (clap refuses an empty --config; an empty AICR_CONFIG is unset,
+        // see `command`.)
+        (Some(ValueSource::CommandLine), Some(p)) => (Some(p.clone()), FileOrigin::Flag),
+        (Some(ValueSource::EnvVariable), Some(p)) => (Some(p.clone()), FileOrigin::Env),
+        _ => (default_path(env), FileOrigin::Default),
     };
-    let named = matches
-        .get_one::<PathBuf>("config")
-        .filter(|p| !p.as_os_str().is_empty());
-    let path = match (origin, named) {
-        (FileOrigin::Flag | FileOrigin::Env, Some(p)) => Some(p.clone()),
-        _ => default_path(env)?,
-    };
-    let origin = if named.is_none() {
-        FileOrigin::Default
-    } else {
-        origin
-    };
-    Ok(FileState {
+    FileState {
         path,
         origin,
         file: None,
-    })
+    }
 }
 
 /// `$XDG_CONFIG_HOME/aicr/config.yaml`, else `$HOME/.config/aicr/config.yaml`.
-pub fn default_path(env: &dyn LocationEnv) -> Result<Option<PathBuf>> {
-    if let Some(xdg) = env.var("XDG_CONFIG_HOME") {
-        let xdg = PathBuf::from(xdg);
-        if !xdg.is_absolute() {
-            return Err(ConfigError::RelativeXdg(xdg.display().to_string()).into());
+/// A relative `XDG_CONFIG_HOME` is ignored, as the XDG Base Directory
+/// specification asks.
+pub fn default_path(env: &dyn LocationEnv) -> Option<PathBuf> {
+    if let Some(xdg) = env.var("XDG_CONFIG_HOME").map(PathBuf::from) {
+        if xdg.is_absolute() {
+            return Some(xdg.join("aicr/config.yaml"));
         }
-        return Ok(Some(xdg.join("aicr/config.yaml")));
     }
-    Ok(env
-        .var("HOME")
-        .map(|h| PathBuf::from(h).join(".config/aicr/config.yaml")))
+    env.var("HOME")
+        .map(|h| PathBuf::from(h).join(".config/aicr/config.yaml"))
 }
 
 /// Reads and checks the file; a file missing at the default location is
@@ -327,12 +315,12 @@ mod tests {
 
     #[test]
     fn the_default_location_follows_xdg_then_home() {
-        let p = default_path(&FakeEnv(vec![("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")])).unwrap();
+        let p = default_path(&FakeEnv(vec![("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]));
         assert_eq!(p, Some(PathBuf::from("/x/aicr/config.yaml")));
-        let p = default_path(&FakeEnv(vec![("HOME", "/h")])).unwrap();
+        let p = default_path(&FakeEnv(vec![("HOME", "/h")]));
         assert_eq!(p, Some(PathBuf::from("/h/.config/aicr/config.yaml")));
-        assert_eq!(default_path(&FakeEnv(vec![])).unwrap(), None);
-        let err = default_path(&FakeEnv(vec![("XDG_CONFIG_HOME", "rel")])).unwrap_err();
-        assert_eq!(err.class(), Class::InvalidInput);
+        assert_eq!(default_path(&FakeEnv(vec![])), None);
+        let p = default_path(&FakeEnv(vec![("XDG_CONFIG_HOME", "rel"), ("HOME", "/h")]));
+        assert_eq!(p, Some(PathBuf::from("/h/.config/aicr/config.yaml")));
     }
 }

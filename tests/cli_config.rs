@@ -95,42 +95,53 @@ fn the_example_file_gives_the_output_of_the_equivalent_flags() {
     assert_eq!(stdout(&by_file), stdout(&by_flags));
     assert_eq!(stderr(&by_file), stderr(&by_flags));
 
-    // bundle: -o given on both sides (the example writes ./bundle).
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let by_file = run(&["--config", EXAMPLE, "bundle", "-o", a.to_str().unwrap()]);
-    let by_flags = run(&[
-        "bundle",
-        "--service",
-        "eks",
-        "--accelerator",
-        "h100",
-        "--intent",
-        "training",
-        "--os",
-        "ubuntu",
-        "-d",
-        "argocd",
-        "--repo",
-        "https://github.com/example/gpu-stack.git",
-        "--revision",
-        "main",
-        "--set",
-        "gpu-operator:driver.version=570.86.15",
-        "--system-node-selector",
-        "node-role.kubernetes.io/system=true",
-        "--accelerated-node-toleration",
-        "nvidia.com/gpu:NoSchedule",
-        "-o",
-        b.to_str().unwrap(),
-    ]);
+    // bundle: each run in its own working directory, as the example
+    // writes ./bundle there.
+    let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
+    let by_file = aicr()
+        .current_dir(wa.path())
+        .args(["--config", example.to_str().unwrap(), "bundle"])
+        .output()
+        .unwrap();
+    let by_flags = aicr()
+        .current_dir(wb.path())
+        .args([
+            "bundle",
+            "--service",
+            "eks",
+            "--accelerator",
+            "h100",
+            "--intent",
+            "training",
+            "--os",
+            "ubuntu",
+            "-d",
+            "argocd",
+            "--repo",
+            "https://github.com/example/gpu-stack.git",
+            "--revision",
+            "main",
+            "--set",
+            "gpu-operator:driver.version=570.86.15",
+            "--system-node-selector",
+            "node-role.kubernetes.io/system=true",
+            "--accelerated-node-toleration",
+            "nvidia.com/gpu:NoSchedule",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(code(&by_file), 0, "{}", stderr(&by_file));
     assert_eq!(code(&by_flags), 0, "{}", stderr(&by_flags));
+    let (a, b) = (wa.path().join("bundle"), wb.path().join("bundle"));
+    let shown = |out: &Output, dir: &Path| stdout(out).replace(&dir.display().to_string(), "[DIR]");
     assert!(
         stdout(&by_file).contains("argocd deployer"),
         "{}",
         stdout(&by_file)
     );
+    assert_eq!(shown(&by_file, wa.path()), shown(&by_flags, wb.path()));
+    assert_eq!(stderr(&by_file), stderr(&by_flags));
     let (ta, tb) = (tree(&a), tree(&b));
     assert!(ta.len() > 10, "{} files", ta.len());
     assert_eq!(

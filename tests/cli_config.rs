@@ -612,6 +612,46 @@ fn settings_from_the_environment_or_the_file_wait_for_the_flags_they_serve() {
     assert!(text.contains("namespace: from-file"), "{text}");
     assert!(text.contains("image: example/aicr:env"), "{text}");
 
+    // --require-gpu and --runtime-class: AICR_REQUIRE_GPU=false is no
+    // request; a typed one wins over the other's variable; both from the
+    // environment (or both typed) are refused.
+    let gpu = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["snapshot", "--agent", "--dry-run", "--run-id", "t1"];
+        args.extend(extra);
+        let out = run_env(&args, env);
+        let text = stdout(&out);
+        (
+            code(&out),
+            text.contains("nvidia.com/gpu: 1") || text.contains("nvidia.com/gpu: \"1\""),
+            text.contains("runtimeClassName: nvidia"),
+        )
+    };
+    assert_eq!(
+        gpu(
+            &[("AICR_REQUIRE_GPU", "false")],
+            &["--runtime-class", "nvidia"]
+        ),
+        (0, false, true)
+    );
+    assert_eq!(
+        gpu(
+            &[("AICR_REQUIRE_GPU", "true")],
+            &["--runtime-class", "nvidia"]
+        ),
+        (0, false, true)
+    );
+    assert_eq!(
+        gpu(&[("AICR_RUNTIME_CLASS", "nvidia")], &["--require-gpu"]),
+        (0, true, false)
+    );
+    assert_eq!(
+        gpu(
+            &[("AICR_RUNTIME_CLASS", "nvidia"), ("AICR_REQUIRE_GPU", "1")],
+            &[]
+        ),
+        (2, false, false)
+    );
+
     // bundle: a file --repo serves argocd and flux; helm leaves it unused,
     // while a typed --repo with helm is refused.
     let cfg = config_file(

@@ -156,7 +156,6 @@ pub struct AgentArgs {
         long,
         value_name = "NAME",
         env = "AICR_RUNTIME_CLASS",
-        conflicts_with = "require_gpu",
         help_heading = "Agent"
     )]
     pub runtime_class: Option<String>,
@@ -295,7 +294,7 @@ pub(super) fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
 
 pub fn run(args: SnapshotArgs, sources: &super::config::Sources) -> Result<ExitStatus> {
     if args.agent.agent {
-        return run_agent(AgentSettings::resolve(args)?);
+        return run_agent(AgentSettings::resolve(args, sources)?);
     }
     refuse_agent_flags(sources)?;
     let mut settings = Settings::resolve(args)?;
@@ -404,7 +403,7 @@ struct AgentSettings {
 }
 
 impl AgentSettings {
-    fn resolve(args: SnapshotArgs) -> Result<AgentSettings> {
+    fn resolve(args: SnapshotArgs, sources: &super::config::Sources) -> Result<AgentSettings> {
         let (node_selector, tolerations) = placement(&args.agent)?;
         let (snapshot_args, not_collected) = pod_collector_args(&args, args.agent.privileged)?;
         let fleet = fleet::FleetSettings::resolve(&args)?;
@@ -479,11 +478,20 @@ impl AgentSettings {
         for s in &a.image_pull_secret {
             dns_subdomain("--image-pull-secret", s)?;
         }
-        let runtime_class = a.runtime_class;
+        // --require-gpu and --runtime-class exclude each other; when only
+        // one of them was typed it wins over the other's variable or file
+        // setting (AICR_REQUIRE_GPU=false is no request at all).
+        let (mut require_gpu, mut runtime_class) = (a.require_gpu, a.runtime_class);
+        if require_gpu && runtime_class.is_some() {
+            match (sources.typed("require_gpu"), sources.typed("runtime_class")) {
+                (true, false) => runtime_class = None,
+                (false, true) => require_gpu = false,
+                _ => {}
+            }
+        }
         if let Some(rc) = &runtime_class {
             dns_subdomain("--runtime-class", rc)?;
         }
-        let require_gpu = a.require_gpu;
         if require_gpu && runtime_class.is_some() {
             return Err(UsageError(
                 "--require-gpu and --runtime-class exclude each other: request a GPU, or reach the driver through the runtime class".into(),

@@ -585,7 +585,7 @@ const ROWS: &[Row] = &[
         class: Writes,
         args: &["bundle", "--verify", "{tmp}/b", "-o", "{tmp}/other"],
         setup: &[Bundle("b")],
-        msg: "the argument '--verify <DIR>' cannot be used with one or more of the other specified arguments",
+        msg: "--verify DIR checks a bundle and takes no other flag of bundle; drop --output",
         ..R
     },
     // -o FILE for recipe, snapshot and diff; query has no -o.

@@ -679,6 +679,21 @@ fn settings_from_the_environment_or_the_file_wait_for_the_flags_they_serve() {
         stderr(&out)
     );
 
+    // bundle --verify takes no other typed flag, but the environment and
+    // the file (which set bundle flags for every run) do not stop it.
+    let out = run_env(
+        &["--config", b, "bundle", "--verify", dir.to_str().unwrap()],
+        &[("AICR_DATA", "recipes"), ("AICR_DEPLOYER", "flux")],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("verified: "), "{}", stdout(&out));
+    let out = run(&["bundle", "--verify", dir.to_str().unwrap(), "-d", "flux"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "error: --verify DIR checks a bundle and takes no other flag of bundle; drop --deployer, or drop --verify to bundle\n"
+    );
+
     // validate: a kubeconfig in the file is kept for the runs that read a
     // cluster, not refused by --phase constraints.
     let kubeconfig = tmp.path().join("kubeconfig");

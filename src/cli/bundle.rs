@@ -116,7 +116,7 @@ pub struct BundleArgs {
     pub workload_selector: Vec<String>,
 
     /// Check the bundle in DIR against its checksums.txt instead of bundling (same as `aicr verify DIR`)
-    #[arg(long, value_name = "DIR", exclusive = true)]
+    #[arg(long, value_name = "DIR")]
     pub verify: Option<PathBuf>,
 }
 
@@ -265,6 +265,14 @@ impl Settings {
 
 pub fn run(args: BundleArgs, sources: &super::config::Sources) -> Result<ExitStatus> {
     if let Some(dir) = &args.verify {
+        // Only typed flags are refused beside --verify: the environment
+        // and the config file set bundle flags for every run.
+        if let Some(other) = sources.typed_besides(&["verify"]) {
+            return Err(UsageError(format!(
+                "--verify DIR checks a bundle and takes no other flag of bundle; drop {other}, or drop --verify to bundle"
+            ))
+            .into());
+        }
         return verify::check(dir, VerifyFormat::Text);
     }
     let settings = Settings::resolve(&args, sources)?;

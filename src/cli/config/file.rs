@@ -10,7 +10,7 @@ use clap::builder::{ArgAction, Resettable};
 use clap::{Arg, Args, Command};
 use serde_json::{Map, Value};
 
-use super::{ConfigError, CLUSTER, CONFIG_KIND, GLOBAL, NOT_CONFIGURABLE};
+use super::{ConfigError, ACTIONS, CLUSTER, CONFIG_KIND, GLOBAL, NOT_CONFIGURABLE};
 use crate::error::{Error, Result};
 use crate::serializer;
 
@@ -216,6 +216,7 @@ pub(super) fn section_args<'a>(cmd: &'a Command, section: &str) -> Vec<&'a Arg> 
                 sub.get_arguments()
                     .filter(|a| !a.is_global_set())
                     .filter(|a| configurable(a))
+                    .filter(|a| !ACTIONS.contains(&(name, a.get_id().as_str())))
                     .collect()
             })
             .unwrap_or_default(),

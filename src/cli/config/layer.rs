@@ -4,7 +4,7 @@
 //! inserted as `--flag=value` after the subcommand and the line parsed
 //! again; what was taken, overridden or left out is noted for `--debug`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 use clap::builder::ArgAction;
@@ -19,8 +19,8 @@ use crate::error::Result;
 /// A command line with the file laid under it.
 pub(super) struct Layered {
     pub(super) matches: ArgMatches,
-    /// The ids typed on the command line.
-    pub(super) given: BTreeSet<String>,
+    /// The ids typed on the command line, and how each is shown.
+    pub(super) given: BTreeMap<String, String>,
     pub(super) notes: Vec<String>,
     /// The ids whose values came from the file.
     pub(super) from_file: BTreeSet<String>,
@@ -229,11 +229,16 @@ fn insert(argv: &[OsString], global: Vec<OsString>, own: Vec<OsString>) -> Vec<O
 }
 
 /// The ids of `cmd`'s own arguments that were typed on the command line.
-pub(super) fn typed_ids(cmd: &Command, m: &ArgMatches) -> BTreeSet<String> {
+pub(super) fn typed_ids(cmd: &Command, m: &ArgMatches) -> BTreeMap<String, String> {
     cmd.get_arguments()
-        .map(|a| a.get_id().as_str())
-        .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
-        .map(str::to_string)
+        .filter(|a| m.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .map(|a| {
+            let shown = match a.get_long() {
+                Some(l) => format!("--{l}"),
+                None => a.get_id().to_string().to_uppercase(),
+            };
+            (a.get_id().to_string(), shown)
+        })
         .collect()
 }
 

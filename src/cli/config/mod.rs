@@ -20,7 +20,7 @@ mod file;
 mod layer;
 mod show;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -50,6 +50,13 @@ pub(crate) const GLOBAL: &str = "global";
 /// The section shared by every command that has cluster flags; a
 /// command's own section wins over it.
 pub(crate) const CLUSTER: &str = "cluster";
+
+/// The ids of the global flags.
+const GLOBAL_IDS: [&str; 3] = ["debug", "log_json", "config"];
+
+/// Flags that choose another action rather than set a value: not
+/// settings, though they are named flags (section, id).
+pub(crate) const ACTIONS: [(&str, &str); 1] = [("bundle", "verify")];
 
 /// Commands that take no settings from the file.
 pub(crate) const NOT_CONFIGURABLE: [&str; 3] = ["config", "completion", "help"];
@@ -145,8 +152,9 @@ pub struct Setting {
 /// when `--agent` is given).
 #[derive(Debug, Default)]
 pub struct Sources {
-    /// The ids of the arguments given on the command line.
-    given: BTreeSet<String>,
+    /// The ids of the arguments given on the command line, and how each
+    /// is shown (`--flag`).
+    given: BTreeMap<String, String>,
     pub file: Option<FileState>,
 }
 
@@ -155,7 +163,16 @@ impl Sources {
     /// the command line, rather than taken from the environment, the file
     /// or a default.
     pub fn typed(&self, id: &str) -> bool {
-        self.given.contains(id)
+        self.given.contains_key(id)
+    }
+
+    /// The first typed argument of the command other than `ids` and the
+    /// global flags, as shown (`--flag`): for a flag that takes no other.
+    pub fn typed_besides(&self, ids: &[&str]) -> Option<&str> {
+        self.given
+            .iter()
+            .find(|(id, _)| !ids.contains(&id.as_str()) && !GLOBAL_IDS.contains(&id.as_str()))
+            .map(|(_, shown)| shown.as_str())
     }
 }
 

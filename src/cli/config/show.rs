@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::file::{clap_message, configurable, is_switch, section_names};
 use super::layer::{display, env_name, layer, Layered};
-use super::{command, ConfigError, FileOrigin, Origin, Setting, Sources, CLUSTER, GLOBAL};
+use super::{command, ConfigError, FileOrigin, Origin, Setting, Sources, ACTIONS, CLUSTER, GLOBAL};
 use crate::cli::ExitStatus;
 use crate::error::Result;
 use crate::serializer::{self, table, Format, Output};
@@ -64,6 +64,9 @@ fn settings_of(
 ) -> Vec<Setting> {
     let mut out = Vec::new();
     for a in sub.get_arguments().filter(|a| configurable(a)) {
+        if ACTIONS.contains(&(section, a.get_id().as_str())) {
+            continue;
+        }
         if section != GLOBAL && a.is_global_set() {
             continue;
         }

@@ -63,27 +63,34 @@ impl ConfigFile {
             let Value::Object(body) = body else {
                 return Err(file.bad(&name, None, "expected a mapping of flag names to values"));
             };
-            let args = section_args(cmd, &name);
-            for (key, v) in &body {
-                let Some(arg) = args.iter().find(|a| a.get_long() == Some(key.as_str())) else {
-                    let mut allowed: Vec<&str> = args.iter().filter_map(|a| a.get_long()).collect();
-                    allowed.sort_unstable();
-                    return Err(ConfigError::UnknownKey {
-                        file: shown.into(),
-                        key: format!("{name}.{key}"),
-                        line: file.line(Some(&name), key),
-                        where_: format!("in {name}"),
-                        allowed: allowed.join(", "),
-                    }
-                    .into());
-                };
-                for text in words(arg, v).map_err(|what| file.bad(&name, Some(key), &what))? {
-                    check_value(arg, &text).map_err(|what| file.bad(&name, Some(key), &what))?;
-                }
-            }
+            file.check_section(cmd, &name, &body)?;
             sections.insert(name, body);
         }
         Ok(ConfigFile { sections, ..file })
+    }
+
+    /// Checks that each key of a section is a flag it may set, and each
+    /// value one that flag takes.
+    fn check_section(&self, cmd: &Command, name: &str, body: &Map<String, Value>) -> Result<()> {
+        let args = section_args(cmd, name);
+        for (key, v) in body {
+            let Some(arg) = args.iter().find(|a| a.get_long() == Some(key.as_str())) else {
+                let mut allowed: Vec<&str> = args.iter().filter_map(|a| a.get_long()).collect();
+                allowed.sort_unstable();
+                return Err(ConfigError::UnknownKey {
+                    file: self.shown.clone(),
+                    key: format!("{name}.{key}"),
+                    line: self.line(Some(name), key),
+                    where_: format!("in {name}"),
+                    allowed: allowed.join(", "),
+                }
+                .into());
+            };
+            for text in words(arg, v).map_err(|what| self.bad(name, Some(key), &what))? {
+                check_value(arg, &text).map_err(|what| self.bad(name, Some(key), &what))?;
+            }
+        }
+        Ok(())
     }
 
     fn bad(&self, section: &str, key: Option<&str>, what: &str) -> Error {

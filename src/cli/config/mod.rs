@@ -38,9 +38,6 @@ pub use show::{run, ConfigAction, ConfigArgs, ShowArgs};
 /// The `kind` of a configuration file.
 pub const CONFIG_KIND: &str = "AICRConfig";
 
-/// The environment variable naming the configuration file.
-pub const CONFIG_ENV: &str = "AICR_CONFIG";
-
 /// The cap on a configuration file, in bytes.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 

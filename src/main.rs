@@ -6,16 +6,25 @@ use aicr::{cli, error, logging, serializer};
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use cli::config::ParseFailure;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return parse_failure(&e),
+    let parsed = match cli::config::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(ParseFailure::Usage(e)) => return parse_failure(&e),
+        Err(ParseFailure::Config { error, debug, json }) => {
+            let mode = logging::Mode::new(debug, json);
+            logging::init(mode);
+            return fail(mode, &error);
+        }
     };
+    let cli = parsed.cli;
     let mode = logging::Mode::new(cli.debug, cli.log_json);
     logging::init(mode);
-    match cli::run(cli) {
+    for note in &parsed.notes {
+        tracing::debug!("config: {note}");
+    }
+    match cli::run(cli, &parsed.sources) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => fail(mode, &err),
     }

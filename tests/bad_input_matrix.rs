@@ -585,7 +585,7 @@ const ROWS: &[Row] = &[
         class: Writes,
         args: &["bundle", "--verify", "{tmp}/b", "-o", "{tmp}/other"],
         setup: &[Bundle("b")],
-        msg: "the argument '--verify <DIR>' cannot be used with one or more of the other specified arguments",
+        msg: "--verify DIR checks a bundle and takes no other flag of bundle; drop --output",
         ..R
     },
     // -o FILE for recipe, snapshot and diff; query has no -o.
@@ -2621,7 +2621,7 @@ const ROWS: &[Row] = &[
         name: "validate_no_recipe",
         class: Accepts,
         args: &["validate"],
-        msg: "the following required arguments were not provided:\n  --recipe <FILE|URL|CM>",
+        msg: "error: no recipe: give -r FILE (YAML or JSON), - for stdin, an https:// URL or cm://NAMESPACE/NAME",
         ..R
     },
     Row {
@@ -2815,7 +2815,7 @@ const ROWS: &[Row] = &[
         name: "query_no_selector",
         class: Accepts,
         args: &["query", "--service", "eks"],
-        msg: "--selector <PATH>",
+        msg: "error: no selector: give --selector PATH",
         ..R
     },
     Row {

@@ -57,6 +57,7 @@ pub struct BundleArgs {
         value_enum,
         ignore_case = true,
         default_value = "helm",
+        env = "AICR_DEPLOYER",
         help_heading = "Deployment"
     )]
     pub deployer: Kind,
@@ -115,7 +116,7 @@ pub struct BundleArgs {
     pub workload_selector: Vec<String>,
 
     /// Check the bundle in DIR against its checksums.txt instead of bundling (same as `aicr verify DIR`)
-    #[arg(long, value_name = "DIR", exclusive = true)]
+    #[arg(long, value_name = "DIR")]
     pub verify: Option<PathBuf>,
 }
 
@@ -144,7 +145,7 @@ struct Settings {
 }
 
 impl Settings {
-    fn resolve(args: &BundleArgs) -> Result<Settings> {
+    fn resolve(args: &BundleArgs, sources: &super::config::Sources) -> Result<Settings> {
         let mut sets = Vec::new();
         for (list, kind) in [
             (&args.set, SetKind::Typed),
@@ -187,14 +188,20 @@ impl Settings {
             workload_selector: parse_selector("--workload-selector", &args.workload_selector)?,
         };
         let gitops = matches!(args.deployer, Kind::Argocd | Kind::Flux);
-        if !gitops && args.repo.is_some() {
+        // A --repo from the config file serves the gitops deployers and
+        // is left unused by helm; a typed one is a mistake.
+        let repo = args
+            .repo
+            .clone()
+            .filter(|_| gitops || sources.typed("repo"));
+        if !gitops && repo.is_some() {
             return Err(UsageError(
                 "--repo applies to the argocd and flux deployers; the helm deployer has no repository"
                     .into(),
             )
             .into());
         }
-        if let Some(r) = &args.repo {
+        if let Some(r) = &repo {
             safety::repo_url(r)?;
         }
         let revision = Revision::parse(&args.revision)?;
@@ -243,12 +250,9 @@ impl Settings {
             force: args.force,
             deployer: args.deployer,
             git: GitSource {
-                repo: args
-                    .repo
-                    .clone()
-                    .unwrap_or_else(|| REPO_PLACEHOLDER.to_string()),
+                placeholder: repo.is_none(),
+                repo: repo.unwrap_or_else(|| REPO_PLACEHOLDER.to_string()),
                 revision,
-                placeholder: args.repo.is_none(),
             },
             options: Options {
                 sets,
@@ -259,11 +263,19 @@ impl Settings {
     }
 }
 
-pub fn run(args: BundleArgs) -> Result<ExitStatus> {
+pub fn run(args: BundleArgs, sources: &super::config::Sources) -> Result<ExitStatus> {
     if let Some(dir) = &args.verify {
+        // Only typed flags are refused beside --verify: the environment
+        // and the config file set bundle flags for every run.
+        if let Some(other) = sources.typed_besides(&["verify"]) {
+            return Err(UsageError(format!(
+                "--verify DIR checks a bundle and takes no other flag of bundle; drop {other}, or drop --verify to bundle"
+            ))
+            .into());
+        }
         return verify::check(dir, VerifyFormat::Text);
     }
-    let settings = Settings::resolve(&args)?;
+    let settings = Settings::resolve(&args, sources)?;
     let store = &settings.store;
     let recipe = match &settings.source {
         RecipeSource::File(path, cluster) => read_recipe(path, cluster)?,

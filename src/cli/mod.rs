@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod cluster;
 pub mod completion;
+pub mod config;
 pub mod configmap;
 pub mod diff;
 pub mod query;
@@ -57,6 +58,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "AICR_LOG_JSON", value_parser = crate::logging::parse_switch)]
     pub log_json: bool,
 
+    /// Configuration file (kind AICRConfig) [default: $XDG_CONFIG_HOME/aicr/config.yaml, else ~/.config/aicr/config.yaml]
+    #[arg(long, global = true, env = "AICR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Print the version, git commit and build date
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -83,6 +88,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
+    /// Inspect the configuration: the settings of each command and where each came from
+    Config(config::ConfigArgs),
 }
 
 /// How a command ended when it did not fail.
@@ -103,16 +110,18 @@ impl ExitStatus {
     }
 }
 
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+/// Runs the parsed command; `sources` says which settings were typed on
+/// the command line.
+pub fn run(cli: Cli, sources: &config::Sources) -> Result<ExitStatus> {
     match cli.command {
+        Command::Config(args) => config::run(args, sources),
         Command::Recipe(args) => recipe::run(args),
         Command::Query(args) => query::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Diff(args) => diff::run(args),
-        Command::Snapshot(args) => snapshot::run(args),
-        Command::Validate(args) => validate::run(args),
-        Command::Bundle(args) => bundle::run(*args),
+        Command::Snapshot(args) => snapshot::run(args, sources),
+        Command::Validate(args) => validate::run(args, sources),
+        Command::Bundle(args) => bundle::run(*args, sources),
         Command::Verify(args) => verify::run(args),
     }
 }
@@ -308,7 +317,7 @@ fn log_screening(recipe: &crate::recipe::result::RecipeResult) {
 #[derive(Debug, Args)]
 pub struct DataArgs {
     /// Directory of recipe data layered over the embedded data; must hold registry.yaml
-    #[arg(long, value_name = "DIR", help_heading = "Input")]
+    #[arg(long, value_name = "DIR", env = "AICR_DATA", help_heading = "Input")]
     pub data: Option<PathBuf>,
 }
 

@@ -2,7 +2,7 @@
 //! hydrates every component's values, and prints the selected value. Scalars
 //! print bare for shell use; subtrees as YAML, JSON or a path/value table.
 
-use crate::error::Result;
+use crate::error::{Result, UsageError};
 use clap::Args;
 use serde_json::Value;
 
@@ -17,7 +17,7 @@ pub struct QueryArgs {
     /// Path to select, yq-style: components.gpu-operator.values.driver.version,
     /// deploymentOrder[0], components."name.with.dots"; '' or . for everything
     #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
-    pub selector: String,
+    pub selector: Option<String>,
 
     #[command(flatten)]
     pub criteria: CriteriaArgs,
@@ -44,8 +44,15 @@ struct Settings {
 }
 
 pub fn run(args: QueryArgs) -> Result<ExitStatus> {
-    // The selector's syntax is checked before any work.
-    let selector = Selector::parse(&args.selector)?;
+    // The selector's syntax is checked before any work. It is not
+    // clap-required, so that the config file can give it.
+    let Some(text) = &args.selector else {
+        return Err(UsageError(
+            "no selector: give --selector PATH (such as components.gpu-operator.values.driver.version, or . for everything)".into(),
+        )
+        .into());
+    };
+    let selector = Selector::parse(text)?;
     let (criteria, snapshot) = args.criteria.resolve_with_snapshot()?;
     let settings = Settings {
         selector,

@@ -97,8 +97,8 @@ pub struct AgentArgs {
     #[arg(long, help_heading = "Agent")]
     pub dry_run: bool,
 
-    /// Image of the agent's container [env: AICR_IMAGE] [default: ghcr.io/aicr-rs/aicr:v<version>]
-    #[arg(long, value_name = "IMAGE", help_heading = "Agent")]
+    /// Image of the agent's container [default: ghcr.io/aicr-rs/aicr:v<version>]
+    #[arg(long, value_name = "IMAGE", env = "AICR_IMAGE", help_heading = "Agent")]
     pub image: Option<String>,
 
     /// Secret for pulling the image (repeatable)
@@ -126,15 +126,20 @@ pub struct AgentArgs {
     #[arg(long, help_heading = "Agent")]
     pub privileged: bool,
 
-    /// Request one nvidia.com/gpu for the pod [env: AICR_REQUIRE_GPU]
-    #[arg(long, help_heading = "Agent")]
+    /// Request one nvidia.com/gpu for the pod
+    #[arg(
+        long,
+        env = "AICR_REQUIRE_GPU",
+        value_parser = crate::logging::parse_switch,
+        help_heading = "Agent"
+    )]
     pub require_gpu: bool,
 
-    /// runtimeClassName of the pod (nvidia-smi access without taking a GPU) [env: AICR_RUNTIME_CLASS]
+    /// runtimeClassName of the pod (nvidia-smi access without taking a GPU)
     #[arg(
         long,
         value_name = "NAME",
-        conflicts_with = "require_gpu",
+        env = "AICR_RUNTIME_CLASS",
         help_heading = "Agent"
     )]
     pub runtime_class: Option<String>,
@@ -259,11 +264,11 @@ pub(super) fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
     }
 }
 
-pub fn run(args: SnapshotArgs) -> Result<ExitStatus> {
+pub fn run(args: SnapshotArgs, sources: &super::config::Sources) -> Result<ExitStatus> {
     if args.agent.agent {
-        return run_agent(AgentSettings::resolve(args, &AgentEnv::from_process())?);
+        return run_agent(AgentSettings::resolve(args, sources)?);
     }
-    refuse_agent_flags(&args.agent)?;
+    refuse_agent_flags(sources)?;
     let mut settings = Settings::resolve(args)?;
     let node = match settings.context.node_name.clone() {
         Some(n) => n,
@@ -324,49 +329,33 @@ fn render_snapshot(snapshot: &Snapshot, format: Format) -> Result<String> {
     })
 }
 
-/// The agent flags given without `--agent`: refused, naming the first.
-fn refuse_agent_flags(a: &AgentArgs) -> Result<()> {
+/// The agent flags typed without `--agent`: refused, naming the first.
+/// The same settings from the environment or the config file wait for
+/// `--agent` and are not refused.
+fn refuse_agent_flags(sources: &super::config::Sources) -> Result<()> {
     let given = [
-        ("--dry-run", a.dry_run),
-        ("--image", a.image.is_some()),
-        ("--image-pull-secret", !a.image_pull_secret.is_empty()),
-        ("--job-name", a.job_name.is_some()),
-        ("--service-account-name", a.service_account_name.is_some()),
-        ("--node-selector", !a.node_selector.is_empty()),
-        ("--toleration", !a.toleration.is_empty()),
-        ("--privileged", a.privileged),
-        ("--require-gpu", a.require_gpu),
-        ("--runtime-class", a.runtime_class.is_some()),
-        ("--no-cleanup", a.no_cleanup),
-        ("--run-id", a.run_id.is_some()),
-        ("--all-nodes", a.all_nodes),
-        ("--parallel", a.parallel.is_some()),
-    ];
+        ("--dry-run", "dry_run"),
+        ("--image", "image"),
+        ("--image-pull-secret", "image_pull_secret"),
+        ("--job-name", "job_name"),
+        ("--service-account-name", "service_account_name"),
+        ("--node-selector", "node_selector"),
+        ("--toleration", "toleration"),
+        ("--privileged", "privileged"),
+        ("--require-gpu", "require_gpu"),
+        ("--runtime-class", "runtime_class"),
+        ("--no-cleanup", "no_cleanup"),
+        ("--run-id", "run_id"),
+        ("--all-nodes", "all_nodes"),
+        ("--parallel", "parallel"),
+    ]
+    .map(|(flag, id)| (flag, sources.typed(id)));
     match given.iter().find(|(_, g)| *g) {
         Some((flag, _)) => Err(UsageError(format!(
             "{flag} is an agent option: add --agent to capture the snapshot through a Job in the cluster"
         ))
         .into()),
         None => Ok(()),
-    }
-}
-
-/// The environment variables of the agent flags (Go aicr's).
-#[derive(Debug, Default)]
-pub struct AgentEnv {
-    pub image: Option<String>,
-    pub require_gpu: Option<String>,
-    pub runtime_class: Option<String>,
-}
-
-impl AgentEnv {
-    fn from_process() -> AgentEnv {
-        let get = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
-        AgentEnv {
-            image: get("AICR_IMAGE"),
-            require_gpu: get("AICR_REQUIRE_GPU"),
-            runtime_class: get("AICR_RUNTIME_CLASS"),
-        }
     }
 }
 
@@ -385,7 +374,7 @@ struct AgentSettings {
 }
 
 impl AgentSettings {
-    fn resolve(args: SnapshotArgs, env: &AgentEnv) -> Result<AgentSettings> {
+    fn resolve(args: SnapshotArgs, sources: &super::config::Sources) -> Result<AgentSettings> {
         let (node_selector, tolerations) = placement(&args.agent)?;
         let (snapshot_args, not_collected) = pod_collector_args(&args, args.agent.privileged)?;
         let fleet = fleet::FleetSettings::resolve(&args)?;
@@ -456,31 +445,27 @@ impl AgentSettings {
         for s in &a.image_pull_secret {
             dns_subdomain("--image-pull-secret", s)?;
         }
-        let runtime_class = a.runtime_class.or(env.runtime_class.clone());
+        // --require-gpu and --runtime-class exclude each other; when only
+        // one of them was typed it wins over the other's variable or file
+        // setting (AICR_REQUIRE_GPU=false is no request at all).
+        let (mut require_gpu, mut runtime_class) = (a.require_gpu, a.runtime_class);
+        if require_gpu && runtime_class.is_some() {
+            match (sources.typed("require_gpu"), sources.typed("runtime_class")) {
+                (true, false) => runtime_class = None,
+                (false, true) => require_gpu = false,
+                _ => {}
+            }
+        }
         if let Some(rc) = &runtime_class {
             dns_subdomain("--runtime-class", rc)?;
         }
-        let require_gpu = a.require_gpu
-            || match env.require_gpu.as_deref() {
-                None | Some("false" | "0") => false,
-                Some("true" | "1") => true,
-                Some(v) => {
-                    return Err(UsageError(format!(
-                        "invalid AICR_REQUIRE_GPU {v:?}: give true or false"
-                    ))
-                    .into())
-                }
-            };
         if require_gpu && runtime_class.is_some() {
             return Err(UsageError(
                 "--require-gpu and --runtime-class exclude each other: request a GPU, or reach the driver through the runtime class".into(),
             )
             .into());
         }
-        let image = a
-            .image
-            .or(env.image.clone())
-            .unwrap_or_else(agent::default_image);
+        let image = a.image.unwrap_or_else(agent::default_image);
         if image.is_empty()
             || image.len() > 512
             || image.chars().any(|c| c.is_whitespace() || c.is_control())

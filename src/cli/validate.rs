@@ -41,13 +41,7 @@ const DEPLOYMENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(
 )]
 pub struct ValidateArgs {
     /// RecipeResult with the constraints: a file (YAML or JSON), - for stdin, an https:// URL, or cm://NAMESPACE/NAME
-    #[arg(
-        short = 'r',
-        long,
-        value_name = "FILE|URL|CM",
-        required = true,
-        help_heading = "Input"
-    )]
+    #[arg(short = 'r', long, value_name = "FILE|URL|CM", help_heading = "Input")]
     pub recipe: Option<String>,
 
     /// Snapshot with the measurements: a file, - for stdin, an https:// URL, or cm://NAMESPACE/NAME (needed by the constraints phase)
@@ -176,9 +170,19 @@ struct Settings {
 }
 
 impl Settings {
-    fn resolve(args: ValidateArgs) -> Result<Settings> {
-        let recipe = args.recipe.unwrap_or_default();
+    fn resolve(mut args: ValidateArgs, sources: &super::config::Sources) -> Result<Settings> {
+        let Some(recipe) = args.recipe.take() else {
+            return Err(UsageError(
+                "no recipe: give -r FILE (YAML or JSON), - for stdin, an https:// URL or cm://NAMESPACE/NAME (or recipe: in the validate section of the config file)".into(),
+            )
+            .into());
+        };
         let (constraints, wanted) = phases(&args.phase, args.no_cluster)?;
+        // A snapshot from the environment or the config file waits for
+        // the constraints phase; only a typed -s is refused without it.
+        if !constraints && !sources.typed("snapshot") {
+            args.snapshot = None;
+        }
         if constraints && args.snapshot.is_none() {
             return Err(UsageError(
                 "no snapshot: the constraints phase (part of the default --phase all) needs -s FILE (from `aicr snapshot -o FILE` on a GPU node), - for stdin, or an https:// URL; capturing one through an agent Job is not built in this version; --phase deployment alone needs none"
@@ -210,10 +214,14 @@ impl Settings {
             }
         }
         let timeout = super::snapshot::parse_timeout(&args.timeout)?;
-        let cluster_flag = match (&args.cluster.kubeconfig, &args.cluster.context) {
-            (Some(_), _) => Some("-k/--kubeconfig"),
-            (None, Some(_)) => Some("--context"),
-            (None, None) => None,
+        // Only typed cluster flags are refused where nothing reads them:
+        // the environment and the config file set them for every run.
+        let cluster_flag = if sources.typed("kubeconfig") {
+            Some("-k/--kubeconfig")
+        } else if sources.typed("context") {
+            Some("--context")
+        } else {
+            None
         };
         let reads_cm = [Some(&recipe), args.snapshot.as_ref()]
             .into_iter()
@@ -421,8 +429,8 @@ fn check_destinations(main: Option<&Output>, reports: &[(ReportKind, Output)]) -
     Ok(())
 }
 
-pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
-    let settings = Settings::resolve(args)?;
+pub fn run(args: ValidateArgs, sources: &super::config::Sources) -> Result<ExitStatus> {
+    let settings = Settings::resolve(args, sources)?;
     let start = SystemTime::now();
     let recipe = read_recipe(&settings.recipe, &settings)?;
     let mut checks = Vec::new();

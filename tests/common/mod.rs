@@ -50,6 +50,9 @@ pub fn aicr() -> assert_cmd::Command {
             cmd.env_remove(k);
         }
     }
+    // No configuration file of the machine's user: the default location
+    // is under a directory that does not exist.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/aicr-tests");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }

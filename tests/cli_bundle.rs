@@ -871,7 +871,7 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
         ),
         (
             "unknown_deployer",
-            vec!["-r".into(), r.into(), "-d".into(), "helmfile".into()],
+            vec!["-r".into(), r.into(), "-d".into(), "kustomize".into()],
         ),
         (
             "repo_with_helm",

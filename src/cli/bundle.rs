@@ -188,10 +188,10 @@ impl Settings {
         };
         let gitops = matches!(args.deployer, Kind::Argocd | Kind::Flux);
         if !gitops && args.repo.is_some() {
-            return Err(UsageError(
-                "--repo applies to the argocd and flux deployers; the helm deployer has no repository"
-                    .into(),
-            )
+            return Err(UsageError(format!(
+                "--repo applies to the argocd and flux deployers; the {} deployer has no repository",
+                args.deployer.name()
+            ))
             .into());
         }
         if let Some(r) = &args.repo {

@@ -6,6 +6,7 @@
 pub mod argocd;
 pub mod flux;
 pub mod helm;
+pub mod helmfile;
 
 use serde_json::{json, Value};
 
@@ -21,6 +22,8 @@ pub enum Kind {
     Argocd,
     /// Flux HelmRepository/OCIRepository and HelmRelease objects with a kustomization.yaml
     Flux,
+    /// A helmfile.yaml: releases in deployment order with needs, manifests as hooks
+    Helmfile,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             Kind::Helm => "helm",
             Kind::Argocd => "argocd",
             Kind::Flux => "flux",
+            Kind::Helmfile => "helmfile",
         }
     }
 }
@@ -151,6 +155,7 @@ pub fn new(kind: Kind, git: GitSource) -> Box<dyn Deployer> {
         Kind::Helm => Box::new(helm::Helm),
         Kind::Argocd => Box::new(argocd::ArgoCd { git }),
         Kind::Flux => Box::new(flux::Flux { git }),
+        Kind::Helmfile => Box::new(helmfile::Helmfile),
     }
 }
 

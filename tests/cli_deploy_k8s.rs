@@ -3,7 +3,8 @@
 //! ConfigMap and a CRD in `crds/`; `gadget`, a Deployment and a ConfigMap
 //! whose `data.state` says whether it is ready; `broken`, which fails to
 //! render) are packaged and served from a chart repository on 127.0.0.1 that
-//! the test starts; a recipe and a `--data` registry written by the test
+//! the test starts, and from an OCI registry (TLS, the test-only CA of
+//! tests/fixtures/https) it starts too; a recipe and a `--data` registry written by the test
 //! point its components at them. The cluster runs no workload controllers,
 //! so a thread plays the Deployment controller for the test's namespaces
 //! (it writes each Deployment's status as ready). Every object a test makes
@@ -79,10 +80,177 @@ fn answer(mut stream: TcpStream, dir: &Path) {
     };
 }
 
+/// A read-only OCI registry on 127.0.0.1 over TLS (the test-only CA of
+/// tests/fixtures/https, which helm trusts through SSL_CERT_FILE): it serves
+/// each packaged chart `NAME-VERSION.tgz` of `dir` as
+/// `charts/NAME:VERSION`, the way `helm push` lays a chart out (an OCI
+/// manifest, a Helm config blob, the chart as its one layer).
+fn serve_oci(dir: PathBuf) -> u16 {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let https = fixture("https");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(https.join("server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(https.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let _ = answer_oci(config, tcp, &dir);
+            });
+        }
+    });
+    port
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(b);
+    format!(
+        "sha256:{}",
+        d.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// The manifest, config and layer of `charts/NAME:VERSION`.
+fn oci_chart(dir: &Path, name: &str, version: &str) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let layer = std::fs::read(dir.join(format!("{name}-{version}.tgz"))).ok()?;
+    let config =
+        format!(r#"{{"apiVersion":"v2","name":"{name}","version":"{version}"}}"#).into_bytes();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.cncf.helm.chart.content.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+        sha256(&config),
+        config.len(),
+        sha256(&layer),
+        layer.len()
+    )
+    .into_bytes();
+    Some((manifest, config, layer))
+}
+
+fn answer_oci(
+    config: Arc<rustls::ServerConfig>,
+    tcp: TcpStream,
+    dir: &Path,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let mut words = text.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_string();
+    let path = words.next().unwrap_or("/").to_string();
+    let path = path.split('?').next().unwrap_or("").to_string();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // /v2/, /v2/charts/NAME/manifests/REF, /v2/charts/NAME/blobs/DIGEST,
+    // /v2/charts/NAME/tags/list
+    let mut found: Option<(&str, Vec<u8>, Option<String>)> = None;
+    match parts.as_slice() {
+        ["v2", ""] | ["v2"] => found = Some(("application/json", b"{}".to_vec(), None)),
+        ["v2", "charts", name, "tags", "list"] => {
+            let mut tags = Vec::new();
+            for e in std::fs::read_dir(dir)?.flatten() {
+                let f = e.file_name().to_string_lossy().into_owned();
+                if let Some(v) = f
+                    .strip_prefix(&format!("{name}-"))
+                    .and_then(|r| r.strip_suffix(".tgz"))
+                {
+                    tags.push(format!("\"{v}\""));
+                }
+            }
+            let body = format!(r#"{{"name":"charts/{name}","tags":[{}]}}"#, tags.join(","));
+            found = Some(("application/json", body.into_bytes(), None));
+        }
+        ["v2", "charts", name, kind, reference] => {
+            for e in std::fs::read_dir(dir)?.flatten() {
+                let f = e.file_name().to_string_lossy().into_owned();
+                let Some(version) = f
+                    .strip_prefix(&format!("{name}-"))
+                    .and_then(|r| r.strip_suffix(".tgz"))
+                else {
+                    continue;
+                };
+                let Some((manifest, config, layer)) = oci_chart(dir, name, version) else {
+                    continue;
+                };
+                let digest = sha256(&manifest);
+                if *kind == "manifests" && (*reference == version || *reference == digest) {
+                    found = Some((
+                        "application/vnd.oci.image.manifest.v1+json",
+                        manifest,
+                        Some(digest),
+                    ));
+                } else if *kind == "blobs" {
+                    for b in [config, layer] {
+                        if sha256(&b) == *reference {
+                            let d = sha256(&b);
+                            found = Some(("application/octet-stream", b, Some(d)));
+                        }
+                    }
+                }
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+    let response = match found {
+        Some((kind, body, digest)) => {
+            let mut head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            if let Some(d) = digest {
+                head += &format!("Docker-Content-Digest: {d}\r\n");
+            }
+            head += "Docker-Distribution-Api-Version: registry/2.0\r\n\r\n";
+            let mut r = head.into_bytes();
+            if method != "HEAD" {
+                r.extend_from_slice(&body);
+            }
+            r
+        }
+        None => b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+    };
+    tls.write_all(&response)?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
+}
+
 /// One component of a test recipe.
 struct Comp {
     name: &'static str,
     chart: &'static str,
+    /// From the OCI registry (else the chart repository).
+    oci: bool,
     version: &'static str,
     namespace: String,
     deps: &'static [&'static str],
@@ -98,6 +266,7 @@ struct World {
     tmp: tempfile::TempDir,
     c: Cluster,
     port: u16,
+    oci_port: u16,
     group: String,
     namespaces: Vec<String>,
     cleanup: Vec<Vec<String>>,
@@ -119,10 +288,12 @@ impl World {
         let text = std::fs::read_to_string(&crd).unwrap();
         std::fs::write(&crd, text.replace("GROUP", &group)).unwrap();
         let port = serve(repo.clone());
+        let oci_port = serve_oci(repo.clone());
         let w = World {
             tmp,
             c,
             port,
+            oci_port,
             group,
             namespaces: Vec::new(),
             cleanup: vec![vec![
@@ -181,7 +352,8 @@ impl World {
         .env("KUBECONFIG", &self.c.kubeconfig)
         .env("HELM_CACHE_HOME", home.join("helm-cache"))
         .env("HELM_CONFIG_HOME", home.join("helm-config"))
-        .env("HELM_DATA_HOME", home.join("helm-data"));
+        .env("HELM_DATA_HOME", home.join("helm-data"))
+        .env("SSL_CERT_FILE", fixture("https/ca.pem"));
     }
 
     fn helm(&self, args: &[&str]) -> String {
@@ -226,16 +398,21 @@ impl World {
             "kind: RecipeResult\napiVersion: aicr.nvidia.com/v1alpha1\nmetadata:\n  version: 0.1.0\ncriteria:\n  service: any\ncomponentRefs:\n",
         );
         for c in comps {
+            let source = if c.oci {
+                format!("oci://127.0.0.1:{}/charts", self.oci_port)
+            } else {
+                format!("http://127.0.0.1:{}", self.port)
+            };
             registry += &format!(
-                "  - name: {}\n    helm:\n      defaultRepository: http://127.0.0.1:{}\n      defaultChart: {}\n    readiness:\n{}\n",
-                c.name, self.port, c.chart, c.readiness
+                "  - name: {}\n    helm:\n      defaultRepository: {source}\n      defaultChart: {}\n    readiness:\n{}\n",
+                c.name, c.chart, c.readiness
             );
             let values = data.join(format!("components/{}/values.yaml", c.name));
             std::fs::create_dir_all(values.parent().unwrap()).unwrap();
             std::fs::write(&values, c.values).unwrap();
             recipe += &format!(
-                "  - name: {}\n    namespace: {}\n    chart: {}\n    type: Helm\n    source: http://127.0.0.1:{}\n    version: {}\n    valuesFile: components/{}/values.yaml\n    dependencyRefs: [{}]\n",
-                c.name, c.namespace, c.chart, self.port, c.version, c.name, c.deps.join(", ")
+                "  - name: {}\n    namespace: {}\n    chart: {}\n    type: Helm\n    source: {source}\n    version: {}\n    valuesFile: components/{}/values.yaml\n    dependencyRefs: [{}]\n",
+                c.name, c.namespace, c.chart, c.version, c.name, c.deps.join(", ")
             );
         }
         recipe += &format!(
@@ -398,6 +575,7 @@ fn lifecycle_components(ns: &str) -> Vec<Comp> {
         Comp {
             name: "wa",
             chart: "widget",
+            oci: false,
             version: "0.1.0",
             namespace: ns.to_string(),
             deps: &[],
@@ -407,6 +585,7 @@ fn lifecycle_components(ns: &str) -> Vec<Comp> {
         Comp {
             name: "wb",
             chart: "gadget",
+            oci: false,
             version: "0.2.0",
             namespace: ns.to_string(),
             deps: &["wa"],
@@ -603,6 +782,7 @@ fn each_preflight_check_refuses_and_can_be_skipped_by_name() {
         Comp {
             name: "wa",
             chart: "widget",
+            oci: false,
             version: "0.1.0",
             namespace: ns_a.clone(),
             deps: &[],
@@ -612,6 +792,7 @@ fn each_preflight_check_refuses_and_can_be_skipped_by_name() {
         Comp {
             name: "wb",
             chart: "gadget",
+            oci: false,
             version: "0.2.0",
             namespace: ns_b.clone(),
             deps: &[],
@@ -747,6 +928,7 @@ fn best_effort_goes_on_past_a_broken_chart_and_names_it() {
         Comp {
         name,
         chart: "gadget",
+        oci: false,
         version: "0.2.0",
         namespace: ns.clone(),
         deps: &[],
@@ -761,6 +943,7 @@ fn best_effort_goes_on_past_a_broken_chart_and_names_it() {
         Comp {
             name: "bad",
             chart: "broken",
+            oci: false,
             version: "0.3.0",
             namespace: ns.clone(),
             deps: &[],
@@ -823,6 +1006,7 @@ fn undeploy_keeps_what_it_did_not_create_and_says_why() {
         Comp {
             name: "g1",
             chart: "gadget",
+            oci: false,
             version: "0.2.0",
             namespace: ns.clone(),
             deps: &[],
@@ -832,6 +1016,7 @@ fn undeploy_keeps_what_it_did_not_create_and_says_why() {
         Comp {
             name: "g2",
             chart: "gadget",
+            oci: false,
             version: "0.2.0",
             namespace: ns_pvc.clone(),
             deps: &[],
@@ -872,5 +1057,56 @@ fn undeploy_keeps_what_it_did_not_create_and_says_why() {
     assert!(
         !w.kubectl_ok(&["get", "namespace", &ns_pvc]),
         "{ns_pvc} is still there"
+    );
+}
+
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn charts_from_an_oci_registry_install_rerun_and_uninstall() {
+    let mut w = World::new("doci");
+    let ns = w.namespace("a");
+    w.start_controller();
+    let comps = vec![Comp {
+        name: "wo",
+        chart: "gadget",
+        oci: true,
+        version: "0.2.0",
+        namespace: ns.clone(),
+        deps: &[],
+        readiness: "      workloads:\n        - {kind: Deployment, name: wo}".into(),
+        values: "state: ready\n",
+    }];
+    let b = w.bundle("b", &comps, &[]);
+    let script = std::fs::read_to_string(b.join("deploy.sh")).unwrap();
+    assert!(script.contains(&format!("'oci://127.0.0.1:{}/charts/gadget'", w.oci_port)));
+    let (code, out, err) = w.script(&b, "deploy.sh", &["--timeout", "120"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("] wo: helm install wo (gadget 0.2.0) ("),
+        "{out}"
+    );
+    assert_eq!(w.revision("wo", &ns), Some(1));
+    let state = w.c.kubectl(
+        &[
+            "get",
+            "configmap",
+            "wo-config",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.state}",
+        ],
+        None,
+    );
+    assert_eq!(state, "ready");
+    let (code, out, err) = w.script(&b, "deploy.sh", &["--timeout", "120"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(result_of(&out, "wo"), "unchanged");
+    let (code, out, err) = w.script(&b, "undeploy.sh", &["--timeout", "120"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(w.revision("wo", &ns), None);
+    assert!(
+        !w.kubectl_ok(&["get", "namespace", &ns]),
+        "{ns} is still there"
     );
 }

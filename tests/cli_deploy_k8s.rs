@@ -390,6 +390,17 @@ impl World {
     /// Writes the registry, values and recipe of `comps`, bundles them with
     /// `extra` flags into `dir` and returns it.
     fn bundle(&self, dir: &str, comps: &[Comp], extra: &[&str]) -> PathBuf {
+        self.bundle_with(dir, comps, extra, &[])
+    }
+
+    /// [`World::bundle`], with manifest files: `(component, file, text)`.
+    fn bundle_with(
+        &self,
+        dir: &str,
+        comps: &[Comp],
+        extra: &[&str],
+        manifests: &[(&str, &str, &str)],
+    ) -> PathBuf {
         let data = self.tmp.path().join(format!("{dir}-data"));
         let mut registry = String::from(
             "apiVersion: aicr.nvidia.com/v1alpha1\nkind: ComponentRegistry\ncomponents:\n",
@@ -403,17 +414,42 @@ impl World {
             } else {
                 format!("http://127.0.0.1:{}", self.port)
             };
-            registry += &format!(
-                "  - name: {}\n    helm:\n      defaultRepository: {source}\n      defaultChart: {}\n    readiness:\n{}\n",
-                c.name, c.chart, c.readiness
-            );
             let values = data.join(format!("components/{}/values.yaml", c.name));
             std::fs::create_dir_all(values.parent().unwrap()).unwrap();
             std::fs::write(&values, c.values).unwrap();
-            recipe += &format!(
-                "  - name: {}\n    namespace: {}\n    chart: {}\n    type: Helm\n    source: {source}\n    version: {}\n    valuesFile: components/{}/values.yaml\n    dependencyRefs: [{}]\n",
-                c.name, c.namespace, c.chart, c.version, c.name, c.deps.join(", ")
-            );
+            if c.chart.is_empty() {
+                // Manifests only.
+                registry += &format!(
+                    "  - name: {}\n    helm:\n      defaultRepository: \"\"\n    readiness:\n{}\n",
+                    c.name, c.readiness
+                );
+                recipe += &format!(
+                    "  - name: {}\n    namespace: {}\n    type: Helm\n    valuesFile: components/{}/values.yaml\n    dependencyRefs: [{}]\n",
+                    c.name, c.namespace, c.name, c.deps.join(", ")
+                );
+            } else {
+                registry += &format!(
+                    "  - name: {}\n    helm:\n      defaultRepository: {source}\n      defaultChart: {}\n    readiness:\n{}\n",
+                    c.name, c.chart, c.readiness
+                );
+                recipe += &format!(
+                    "  - name: {}\n    namespace: {}\n    chart: {}\n    type: Helm\n    source: {source}\n    version: {}\n    valuesFile: components/{}/values.yaml\n    dependencyRefs: [{}]\n",
+                    c.name, c.namespace, c.chart, c.version, c.name, c.deps.join(", ")
+                );
+            }
+            let files: Vec<String> = manifests
+                .iter()
+                .filter(|(comp, _, _)| *comp == c.name)
+                .map(|(comp, file, text)| {
+                    let rel = format!("components/{comp}/manifests/{file}");
+                    std::fs::create_dir_all(data.join(&rel).parent().unwrap()).unwrap();
+                    std::fs::write(data.join(&rel), text).unwrap();
+                    rel
+                })
+                .collect();
+            if !files.is_empty() {
+                recipe += &format!("    manifestFiles: [{}]\n", files.join(", "));
+            }
         }
         recipe += &format!(
             "deploymentOrder: [{}]\n",
@@ -1108,5 +1144,127 @@ fn charts_from_an_oci_registry_install_rerun_and_uninstall() {
     assert!(
         !w.kubectl_ok(&["get", "namespace", &ns]),
         "{ns} is still there"
+    );
+}
+
+/// helmfile, built from its Go module into ~/.cache/aicr-helmfile (or
+/// $HELMFILE); a missing one fails the test that asked for it.
+fn helmfile() -> PathBuf {
+    let p = std::env::var_os("HELMFILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/aicr-helmfile/bin/helmfile")
+        });
+    assert!(
+        p.is_file(),
+        "helmfile is missing at {}: build it from its Go module (see .ci/helmfile.sh), or set HELMFILE",
+        p.display()
+    );
+    p
+}
+
+impl World {
+    fn helmfile(&self, dir: &Path, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = std::process::Command::new("timeout");
+        self.env(&mut cmd);
+        cmd.current_dir(dir)
+            .args(["-k", "10", "400"])
+            .arg(helmfile())
+            .args(args);
+        let out = cmd.output().unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        let code = out.status.code().unwrap_or(-1);
+        assert_ne!(code, 124, "helmfile {args:?} ran past 400 s:\n{o}\n{e}");
+        (code, o, e)
+    }
+}
+
+#[test]
+#[ignore = "needs helmfile and the test cluster (.ci/kube)"]
+fn helmfile_lints_templates_syncs_and_destroys_the_bundle() {
+    let mut w = World::new("dhf");
+    let ns = w.namespace("a");
+    w.start_controller();
+    let mut comps = lifecycle_components(&ns);
+    comps.push(Comp {
+        name: "wm",
+        chart: "",
+        oci: false,
+        version: "",
+        namespace: ns.clone(),
+        deps: &["wb"],
+        readiness: "      workloads: []".into(),
+        values: "{}\n",
+    });
+    let b = w.bundle_with(
+        "b",
+        &comps,
+        &["-d", "helmfile"],
+        &[
+            ("wa", "extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: wa-extra\ndata:\n  from: manifest\n"),
+            ("wm", "only.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: wm-only\ndata:\n  from: manifests-only\n"),
+        ],
+    );
+    let (code, out, err) = w.helmfile(&b, &["lint"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = w.helmfile(&b, &["template"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("name: wa-config"), "{out}");
+    assert!(out.contains("message: \"hello\""), "{out}");
+    assert!(out.contains("name: wb-config"), "{out}");
+
+    let (code, out, err) = w.helmfile(&b, &["sync"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(w.revision("wa", &ns), Some(1));
+    assert_eq!(w.revision("wb", &ns), Some(1));
+    // The manifest came through its presync hook, wb's readiness through
+    // its postsync hooks.
+    let from = w.c.kubectl(
+        &[
+            "get",
+            "configmap",
+            "wa-extra",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.from}",
+        ],
+        None,
+    );
+    assert_eq!(from, "manifest");
+    assert!(
+        w.kubectl_ok(&["get", "crd", &w.crd()]),
+        "the chart's CRD is missing"
+    );
+    // The manifests-only component is a release of its manifests directory.
+    let from = w.c.kubectl(
+        &[
+            "get",
+            "configmap",
+            "wm-only",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.from}",
+        ],
+        None,
+    );
+    assert_eq!(from, "manifests-only");
+
+    let (code, out, err) = w.helmfile(&b, &["destroy"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(w.revision("wa", &ns), None);
+    assert_eq!(w.revision("wb", &ns), None);
+    assert!(
+        !w.kubectl_ok(&["get", "configmap", "wa-extra", "-n", &ns]),
+        "the manifest outlived destroy"
+    );
+    assert!(
+        !w.kubectl_ok(&["get", "configmap", "wm-only", "-n", &ns]),
+        "the manifests-only release outlived destroy"
     );
 }

@@ -62,6 +62,31 @@ fn deploy_sh_refuses_bad_options_with_what_is_allowed() {
         let (code, out, err) = script(&b, "deploy.sh", args);
         assert_eq!((code, out.as_str(), err.as_str()), (2, "", want), "{args:?}");
     }
+    // --help: the options, the pre-flight checks and the exit codes.
+    let (code, out, _) = script(&b, "deploy.sh", &["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("Usage: ./deploy.sh [options]\n  --context NAME "),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "\n  webhooks      no webhook configuration points at a missing service in a\n"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("Exit codes: 0 deployed; 1 a pre-flight check or a component failed;\n2 bad usage; 3 the context does not exist; 6 helm, kubectl or the cluster\nis unavailable.\n"), "{out}");
+    let (code, out, _) = script(&b, "undeploy.sh", &["-h"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\n  --delete-crds        delete the CRDs of the charts too"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nExit codes: 0 removed; 1 a step failed"),
+        "{out}"
+    );
+
     // Without helm or kubectl, a real run stops before doing anything.
     let (code, _, err) = script(&b, "deploy.sh", &[]);
     assert_eq!(code, 6);

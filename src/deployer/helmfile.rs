@@ -4,8 +4,8 @@
 //! order, each `needs` the one before it and its declared dependencies, with
 //! the bundle's `values.yaml`. Manifests become hooks that run kubectl as
 //! `deploy.sh` does: files of built-in kinds only are applied before the
-//! chart (`presync`), the others after it (`postsync`), and deleted after an
-//! uninstall; a component that is only manifests is a release of its
+//! chart (`presync`, after creating the namespace when missing), the others
+//! after it (`postsync`), and deleted after an uninstall; a component that is only manifests is a release of its
 //! `manifests/` directory as a local chart (helmfile turns a directory of
 //! plain manifests into a chart). An asynchronous component (registry
 //! readiness `async: true`) is installed without waiting, and `postsync`
@@ -137,6 +137,19 @@ fn kubectl_hook(events: &[&str], args: Vec<String>) -> Value {
 fn hooks(c: &Component, asynchronous: bool) -> Vec<Value> {
     let mut out = Vec::new();
     if c.source != Source::Manifests {
+        if c.manifests.iter().any(|m| m.builtin_only) {
+            // presync runs before helm creates the namespace.
+            out.push(json!({
+                "events": ["presync"],
+                "showlogs": true,
+                "command": "sh",
+                "args": [
+                    "-c",
+                    "kubectl get namespace \"$0\" >/dev/null 2>&1 || kubectl create namespace \"$0\"",
+                    c.namespace,
+                ],
+            }));
+        }
         for m in &c.manifests {
             let path = format!("{}/manifests/{}", c.name, m.file_name);
             let event = if m.builtin_only {

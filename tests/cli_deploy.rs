@@ -44,6 +44,32 @@ fn script(dir: &Path, name: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A script's output with its times replaced: the elapsed-time prefix of
+/// each log line (`[   12s] `) by `[T] `, a table's time column by `Ns`.
+fn untimed(out: &str) -> String {
+    out.lines()
+        .map(|l| {
+            let l = match (l.strip_prefix('['), l.find("s] ")) {
+                (Some(rest), Some(end)) if rest[..end - 1].trim().parse::<u64>().is_ok() => {
+                    format!("[T] {}", &l[end + 3..])
+                }
+                _ => l.to_string(),
+            };
+            match l.rsplit_once(' ') {
+                Some((head, last))
+                    if last.len() > 1
+                        && last.ends_with('s')
+                        && last[..last.len() - 1].parse::<u64>().is_ok() =>
+                {
+                    format!("{head} Ns")
+                }
+                _ => l,
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
 #[test]
 fn deploy_sh_refuses_bad_options_with_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -118,7 +144,7 @@ fn deploy_sh_dry_run_prints_the_plan() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let out = out.replace(&dir, "[BUNDLE]");
+    let out = untimed(&out.replace(&dir, "[BUNDLE]"));
     let plan: Vec<&str> = out
         .lines()
         .filter(|l| !l.contains("--description"))
@@ -126,12 +152,12 @@ fn deploy_sh_dry_run_prints_the_plan() {
     assert_eq!(
         plan,
         [
-            "[    0s] pre-flight checks not run (--dry-run reads nothing from the cluster)",
-            "[    0s] warning: kai-scheduler depends on gpu-operator, which is not selected",
-            "[    0s] pre-flight dependencies: warnings above",
-            "[    0s] ==> 3/12 cert-manager (cert-manager)",
+            "[T] pre-flight checks not run (--dry-run reads nothing from the cluster)",
+            "[T] warning: kai-scheduler depends on gpu-operator, which is not selected",
+            "[T] pre-flight dependencies: warnings above",
+            "[T] ==> 3/12 cert-manager (cert-manager)",
             "kubectl get namespace cert-manager || { kubectl create namespace cert-manager && kubectl label namespace cert-manager aicr.nvidia.com/created-by=deploy.sh; }",
-            "[    0s] ==> 10/12 kai-scheduler (kai-scheduler)",
+            "[T] ==> 10/12 kai-scheduler (kai-scheduler)",
             "kubectl get namespace kai-scheduler || { kubectl create namespace kai-scheduler && kubectl label namespace kai-scheduler aicr.nvidia.com/created-by=deploy.sh; }",
             "# await deployment/kai-operator in kai-scheduler rolled out",
             "# await CRD queues.scheduling.run.ai Established",
@@ -140,17 +166,17 @@ fn deploy_sh_dry_run_prints_the_plan() {
             "COMPONENT                        NAMESPACE                RESULT     TIME",
             "aws-ebs-csi-driver               kube-system              skipped    -",
             "aws-efa                          kube-system              skipped    -",
-            "cert-manager                     cert-manager             installed  0s",
+            "cert-manager                     cert-manager             installed  Ns",
             "kube-prometheus-stack            monitoring               skipped    -",
             "k8s-ephemeral-storage-metrics    monitoring               skipped    -",
             "prometheus-adapter               monitoring               skipped    -",
             "skyhook-operator                 skyhook                  skipped    -",
             "skyhook-customizations           skyhook                  skipped    -",
             "gpu-operator                     gpu-operator             skipped    -",
-            "kai-scheduler                    kai-scheduler            installed  0s",
+            "kai-scheduler                    kai-scheduler            installed  Ns",
             "nvidia-dra-driver-gpu            nvidia-dra-driver        skipped    -",
             "nvsentinel                       nvsentinel               skipped    -",
-            "[    0s] deployed: every selected component",
+            "[T] deployed: every selected component",
         ],
         "{out}"
     );
@@ -206,14 +232,14 @@ fn deploy_sh_dry_run_prints_the_plan() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let out = out.replace(&dir, "[BUNDLE]");
+    let out = untimed(&out.replace(&dir, "[BUNDLE]"));
     assert_eq!(
         out.lines().collect::<Vec<_>>()[..8],
         [
-            "[    0s] ==> gpu-operator (gpu-operator)",
+            "[T] ==> gpu-operator (gpu-operator)",
             "helm uninstall gpu-operator --namespace gpu-operator --ignore-not-found --wait --timeout 90s ",
             "kubectl delete --namespace gpu-operator --ignore-not-found -f [BUNDLE]/gpu-operator/manifests/dcgm-exporter.yaml ",
-            "[    0s] ==> cert-manager (cert-manager)",
+            "[T] ==> cert-manager (cert-manager)",
             "helm uninstall cert-manager --namespace cert-manager --ignore-not-found --wait --timeout 90s ",
             "kubectl delete crd -l aicr.nvidia.com/component=cert-manager\\,aicr.nvidia.com/namespace=cert-manager ",
             "kubectl delete crd -l aicr.nvidia.com/component=gpu-operator\\,aicr.nvidia.com/namespace=gpu-operator ",

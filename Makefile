@@ -7,11 +7,15 @@ CARGO ?= cargo
 # Ignored tests that need an NVIDIA GPU, its driver and nvidia-smi: CI has
 # none, so test-all skips them.
 GPU_TESTS := nvml_and_nvidia_smi_agree
+# The ignored test that needs helmfile (built from its Go module by
+# .ci/helmfile.sh, far too long a build for CI): test-all skips it;
+# `make test-helmfile` builds helmfile once and runs it (with the test cluster).
+HELMFILE_TESTS := helmfile_lints_templates_syncs_and_destroys_the_bundle
 # More tests to skip in test-all, by name (.ci/run sets it when it must fall
 # back to the old test cluster: the tests that need a current one).
 SKIP_TESTS ?=
 
-.PHONY: build release test test-all test-gpu lint fmt bench bench-k8s install clean
+.PHONY: build release test test-all test-gpu test-helmfile lint fmt bench bench-k8s install clean
 
 build:
 	$(CARGO) build --locked
@@ -26,10 +30,14 @@ test:
 
 test-all:
 	$(CARGO) fmt --check
-	$(CARGO) test --locked -- --include-ignored $(addprefix --skip ,$(GPU_TESTS) $(SKIP_TESTS))
+	$(CARGO) test --locked -- --include-ignored $(addprefix --skip ,$(GPU_TESTS) $(HELMFILE_TESTS) $(SKIP_TESTS))
 
 test-gpu:
 	$(CARGO) test --locked -- --ignored $(GPU_TESTS)
+
+test-helmfile:
+	bash .ci/helmfile.sh
+	$(CARGO) test --locked --test cli_deploy_k8s -- --ignored $(HELMFILE_TESTS)
 
 lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings

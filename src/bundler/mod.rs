@@ -152,6 +152,9 @@ pub struct Component {
     pub wave: usize,
     pub values: Value,
     pub manifests: Vec<Manifest>,
+    /// The registry's readiness declaration (`deploy.sh` awaits it for an
+    /// asynchronous component).
+    pub readiness: Option<crate::recipe::registry::Readiness>,
 }
 
 impl Component {
@@ -517,6 +520,7 @@ fn build_component(
         wave: *wave,
         values,
         manifests,
+        readiness: reg.readiness.clone(),
     })
 }
 

@@ -189,16 +189,16 @@ impl Settings {
         };
         let gitops = matches!(args.deployer, Kind::Argocd | Kind::Flux);
         // A --repo from the config file serves the gitops deployers and
-        // is left unused by helm; a typed one is a mistake.
+        // is left unused by the others; a typed one is a mistake.
         let repo = args
             .repo
             .clone()
             .filter(|_| gitops || sources.typed("repo"));
         if !gitops && repo.is_some() {
-            return Err(UsageError(
-                "--repo applies to the argocd and flux deployers; the helm deployer has no repository"
-                    .into(),
-            )
+            return Err(UsageError(format!(
+                "--repo applies to the argocd and flux deployers; the {} deployer has no repository",
+                args.deployer.name()
+            ))
             .into());
         }
         if let Some(r) = &repo {

@@ -1,8 +1,13 @@
 //! The Helm deployer: `deploy.sh` and `undeploy.sh`, bash scripts that run
 //! `helm upgrade --install` and `kubectl apply` per component in deployment
-//! order (reverse for undeploy), with retries and back-off, `--no-wait` and
-//! `--dry-run`. Every value in them is a validated recipe field, quoted;
-//! nothing from `--set` reaches a script.
+//! order (reverse for undeploy), with retries and back-off, pre-flight checks
+//! before any change, readiness awaited for asynchronous components (from the
+//! registry's readiness data), `--only`/`--skip`, `--best-effort`, `--context`,
+//! `--dry-run` and a summary table; undeploy.sh removes only what deploy.sh
+//! made (namespaces it labelled; CRDs and PVCs on request). The scripts are
+//! templates/deploy.sh.j2 and undeploy.sh.j2; every value in them is a
+//! validated recipe or registry field, quoted; nothing from `--set` reaches a
+//! script.
 
 use serde_json::json;
 

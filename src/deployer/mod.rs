@@ -6,6 +6,7 @@
 pub mod argocd;
 pub mod flux;
 pub mod helm;
+pub mod helmfile;
 
 use serde_json::{json, Value};
 
@@ -21,6 +22,8 @@ pub enum Kind {
     Argocd,
     /// Flux HelmRepository/OCIRepository and HelmRelease objects with a kustomization.yaml
     Flux,
+    /// A helmfile.yaml: releases in deployment order with needs, manifests as hooks
+    Helmfile,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             Kind::Helm => "helm",
             Kind::Argocd => "argocd",
             Kind::Flux => "flux",
+            Kind::Helmfile => "helmfile",
         }
     }
 }
@@ -151,6 +155,7 @@ pub fn new(kind: Kind, git: GitSource) -> Box<dyn Deployer> {
         Kind::Helm => Box::new(helm::Helm),
         Kind::Argocd => Box::new(argocd::ArgoCd { git }),
         Kind::Flux => Box::new(flux::Flux { git }),
+        Kind::Helmfile => Box::new(helmfile::Helmfile),
     }
 }
 
@@ -248,7 +253,56 @@ pub fn component_context(c: &Component, kind: Kind) -> Value {
         })).collect::<Vec<_>>(),
         "install": install,
         "deployer": kind.name(),
+        "async": c.readiness.as_ref().is_some_and(|r| r.asynchronous),
+        "awaits": awaits(c),
+        "crds": c.readiness.as_ref().map(|r| r.crds.clone()).unwrap_or_default(),
     })
+}
+
+/// What `deploy.sh` awaits after installing an asynchronous component, from
+/// its readiness declaration: one `[check, args...]` per object, where the
+/// check is `rollout` (a workload by name: `[kind, name, namespace]`),
+/// `rollout-selector` (`[kind, selector, namespace]`), `crd` (`[name]`) or
+/// `field` (`[resource.group, name or "", namespace or "", jsonpath,
+/// value]`; an empty namespace for a cluster-scoped kind).
+fn awaits(c: &Component) -> Vec<Vec<String>> {
+    use crate::recipe::registry::Scope;
+    let Some(r) = c.readiness.as_ref().filter(|r| r.asynchronous) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for w in &r.workloads {
+        let ns = w.namespace.clone().unwrap_or_else(|| c.namespace.clone());
+        let kind = w.kind.as_str().to_lowercase();
+        match (&w.name, &w.selector) {
+            (Some(n), _) => out.push(vec!["rollout".into(), kind, n.clone(), ns]),
+            (None, Some(s)) => out.push(vec!["rollout-selector".into(), kind, s.clone(), ns]),
+            (None, None) => {}
+        }
+    }
+    for crd in &r.crds {
+        out.push(vec!["crd".into(), crd.clone()]);
+    }
+    for f in &r.fields {
+        let group = f.api_version.rsplit_once('/').map(|(g, _)| g);
+        let resource = match group {
+            Some(g) => format!("{}.{g}", f.resource),
+            None => f.resource.clone(),
+        };
+        let ns = match f.scope {
+            Scope::Cluster => String::new(),
+            Scope::Namespaced => f.namespace.clone().unwrap_or_else(|| c.namespace.clone()),
+        };
+        out.push(vec![
+            "field".into(),
+            resource,
+            f.name.clone().unwrap_or_default(),
+            ns,
+            format!("{{.{}}}", f.field),
+            f.equals.clone(),
+        ]);
+    }
+    out
 }
 
 fn root_context(b: &Prepared, d: &dyn Deployer) -> Value {

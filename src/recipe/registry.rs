@@ -59,6 +59,11 @@ pub struct RegistryComponent {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Readiness {
+    /// An asynchronous component (an operator whose readiness comes later,
+    /// through the objects it reconciles): `deploy.sh` installs it without
+    /// `helm --wait`, then awaits the workloads, CRDs and fields below.
+    #[serde(default, rename = "async")]
+    pub asynchronous: bool,
     /// The Helm release name; the component name when absent. Components
     /// without a chart (manifests only) have no release to check.
     #[serde(default)]

@@ -42,6 +42,7 @@ pub const LONG_VERSION: &str = concat!(
     about = "AI Cluster Runtime: capture GPU nodes, generate recipes, validate and bundle GPU Kubernetes stacks",
     long_about = None,
     version = LONG_VERSION,
+    propagate_version = true,
     disable_version_flag = true,
     subcommand_required = true,
     arg_required_else_help = true,
@@ -58,7 +59,7 @@ pub struct Cli {
     pub log_json: bool,
 
     /// Print the version, git commit and build date
-    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    #[arg(short = 'v', long = "version", global = true, action = ArgAction::Version)]
     version: Option<bool>,
 
     #[command(subcommand)]

@@ -11,14 +11,27 @@ GPU_TESTS := nvml_and_nvidia_smi_agree
 # back to the old test cluster: the tests that need a current one).
 SKIP_TESTS ?=
 
-.PHONY: build release test test-all test-gpu lint fmt bench bench-k8s install clean
+.PHONY: build release dist docs test test-all test-gpu lint fmt bench bench-k8s install clean
 
 build:
 	$(CARGO) build --locked
 
+# The release profile builds in a fraction of dist's time (no cross-crate
+# LTO); what `cargo install --path .` builds too.
 release:
 	$(CARGO) build --locked --release
 	@ls -l target/release/aicr | awk '{print "release binary: " $$5 " bytes"}'
+
+# The shipped binary: the dist profile (fat LTO, one codegen unit), as the
+# image (.ci/image.sh, Containerfile) builds it. README "Build profiles".
+dist:
+	$(CARGO) build --locked --profile dist --bin aicr
+	@ls -l target/dist/aicr | awk '{print "dist binary: " $$5 " bytes"}'
+
+# Regenerates docs/cli/*.md and docs/man/*.1 from the clap definitions;
+# `make test` fails while they differ from what the code generates.
+docs:
+	UPDATE_DOCS=1 $(CARGO) test --locked --test docs docs_match_the_code
 
 test:
 	$(CARGO) fmt --check

@@ -50,15 +50,18 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-bench: release
-	python3 bench/bench.py
+# Every benchmark, one table (bench/all.py): bench.py's cases, and
+# k8s_scale.py's when the test cluster's binaries exist (else its row says
+# it was skipped). They measure the shipped build (dist).
+bench: dist
+	python3 bench/all.py $(BENCH_ARGS)
 
 # The Kubernetes collector at scale (issue #12): starts a private etcd +
 # kube-apiserver (never the shared test cluster; needs .ci/kube/install.sh's
 # binaries), fills it with 500 nodes and 5,000-20,000 pods, and prints wall
 # time and peak RSS beside Go aicr's. BENCH_K8S_ARGS: e.g. --go-binary PATH.
-bench-k8s: release
-	python3 bench/k8s_scale.py --binary target/release/aicr $(BENCH_K8S_ARGS)
+bench-k8s: dist
+	python3 bench/k8s_scale.py --binary target/dist/aicr $(BENCH_K8S_ARGS)
 
 install:
 	$(CARGO) install --locked --path .

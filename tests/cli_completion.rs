@@ -133,6 +133,8 @@ fn bash_offers_the_values_of_every_enum_flag() {
         "validate --phase",
         "query --service",
         "snapshot --format",
+        "snapshot --filter",
+        "snapshot --exclude",
         "completion <shell>",
     ] {
         assert!(

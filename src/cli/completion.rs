@@ -76,6 +76,8 @@ pub fn command() -> Result<clap::Command> {
             ("set-string", components.clone()),
             ("set-json", components),
             ("report", vec!["ctrf".into(), "junit".into()]),
+            ("filter", collectors()),
+            ("exclude", collectors()),
         ],
     };
     if hints.by_long.iter().any(|(_, v)| v.is_empty()) {
@@ -85,6 +87,13 @@ pub fn command() -> Result<clap::Command> {
         ));
     }
     Ok(augment(Cli::command(), &hints))
+}
+
+fn collectors() -> Vec<String> {
+    crate::collector::names()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 fn criterion<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {

@@ -1,5 +1,5 @@
 //! Logging to stderr, in the three modes of Go aicr: concise lines by default
-//! (`warning: …`, `error: …`), full text with timestamps and sources under
+//! (`warning: …`, `error: …`), full text with timestamps and module names under
 //! `--debug`, JSON lines under `--log-json`. Colour only when stderr is a
 //! terminal and NO_COLOR is unset. Errors that end a command go through here
 //! too, so `--log-json` makes them JSON as well. Writing to stderr never

@@ -50,7 +50,7 @@ pub const LONG_VERSION: &str = concat!(
                   4 unauthorized, 5 timeout, 6 unavailable, 7 rate limited, 8 internal error."
 )]
 pub struct Cli {
-    /// Enable debug logging (full text logs with timestamps and sources)
+    /// Enable debug logging (full text logs with timestamps, levels and the module that logged)
     #[arg(long, global = true, env = "AICR_DEBUG", value_parser = crate::logging::parse_switch)]
     pub debug: bool,
 

@@ -39,8 +39,13 @@ fn exit_codes() -> Vec<(u8, &'static str, &'static str)> {
     rows
 }
 
-/// Environment variables read without being a flag's `env`.
+/// Environment variables read without being a flag's `env` (one that
+/// becomes a flag's `env` is listed with its flag instead).
 const OTHER_ENV: &[(&str, &str)] = &[
+    ("AICR_NAMESPACE", "snapshot --agent: the namespace of the agent's objects (-n/--namespace)"),
+    ("AICR_IMAGE", "snapshot --agent: the agent's image (--image)"),
+    ("AICR_REQUIRE_GPU", "snapshot --agent: request one nvidia.com/gpu (--require-gpu)"),
+    ("AICR_RUNTIME_CLASS", "snapshot --agent: the pod's RuntimeClass (--runtime-class)"),
     (
         "KUBECONFIG",
         "kubeconfig files (colon-separated, merged) when -k/--kubeconfig is not given; then ~/.kube/config, then the in-cluster service account",
@@ -246,13 +251,23 @@ fn markdown(name: &str, cmd: &Command, examples: &BTreeMap<String, Vec<String>>)
             let _ = writeln!(s, "| `{env}` | `{flag}` | {command} |");
         }
         s.push('\n');
-        for (env, what) in OTHER_ENV {
+        for (env, what) in other_env() {
             let _ = writeln!(s, "- `{env}`: {what}");
         }
         s.push('\n');
     }
     let _ = writeln!(s, "See also: `man {}`.", file_stem(name));
     s
+}
+
+/// [`OTHER_ENV`] less the variables a flag declares.
+fn other_env() -> Vec<(&'static str, &'static str)> {
+    let flags = flag_envs();
+    OTHER_ENV
+        .iter()
+        .filter(|(env, _)| !flags.iter().any(|(e, _, _)| e == env))
+        .copied()
+        .collect()
 }
 
 /// Every flag's environment variable: (variable, flag, commands).
@@ -320,7 +335,7 @@ fn man(name: &str, cmd: &Command) -> String {
                 roff_escape(&command.replace('`', ""))
             );
         }
-        for (env, what) in OTHER_ENV {
+        for (env, what) in other_env() {
             let _ = write!(s, ".TP\n\\fB{env}\\fR\n{}\n", roff_escape(what));
         }
     }

@@ -16,8 +16,8 @@ SKIP_TESTS ?=
 build:
 	$(CARGO) build --locked
 
-# The release profile builds in a fraction of dist's time (no cross-crate
-# LTO); what `cargo install --path .` builds too.
+# The release profile: no cross-crate LTO, so a rebuild of the crate takes
+# about half of dist's CPU; what `cargo install --path .` builds too.
 release:
 	$(CARGO) build --locked --release
 	@ls -l target/release/aicr | awk '{print "release binary: " $$5 " bytes"}'

@@ -15,14 +15,27 @@ HELMFILE_TESTS := helmfile_lints_templates_syncs_and_destroys_the_bundle
 # back to the old test cluster: the tests that need a current one).
 SKIP_TESTS ?=
 
-.PHONY: build release test test-all test-gpu test-helmfile lint fmt bench bench-k8s install clean
+.PHONY: build release dist docs test test-all test-gpu test-helmfile lint fmt bench bench-k8s install clean
 
 build:
 	$(CARGO) build --locked
 
+# The release profile: no cross-crate LTO, so a rebuild of the crate takes
+# about half of dist's CPU; what `cargo install --path .` builds too.
 release:
 	$(CARGO) build --locked --release
 	@ls -l target/release/aicr | awk '{print "release binary: " $$5 " bytes"}'
+
+# The shipped binary: the dist profile (fat LTO, one codegen unit), as the
+# image (.ci/image.sh, Containerfile) builds it. README "Build profiles".
+dist:
+	$(CARGO) build --locked --profile dist --bin aicr
+	@ls -l target/dist/aicr | awk '{print "dist binary: " $$5 " bytes"}'
+
+# Regenerates docs/cli/*.md and docs/man/*.1 from the clap definitions;
+# `make test` fails while they differ from what the code generates.
+docs:
+	UPDATE_DOCS=1 $(CARGO) test --locked --test docs docs_match_the_code
 
 test:
 	$(CARGO) fmt --check
@@ -45,15 +58,18 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-bench: release
-	python3 bench/bench.py
+# Every benchmark, one table (bench/all.py): bench.py's cases, and
+# k8s_scale.py's when the test cluster's binaries exist (else its row says
+# it was skipped). They measure the shipped build (dist).
+bench: dist
+	python3 bench/all.py $(BENCH_ARGS)
 
 # The Kubernetes collector at scale (issue #12): starts a private etcd +
 # kube-apiserver (never the shared test cluster; needs .ci/kube/install.sh's
 # binaries), fills it with 500 nodes and 5,000-20,000 pods, and prints wall
 # time and peak RSS beside Go aicr's. BENCH_K8S_ARGS: e.g. --go-binary PATH.
-bench-k8s: release
-	python3 bench/k8s_scale.py --binary target/release/aicr $(BENCH_K8S_ARGS)
+bench-k8s: dist
+	python3 bench/k8s_scale.py --binary target/dist/aicr $(BENCH_K8S_ARGS)
 
 install:
 	$(CARGO) install --locked --path .

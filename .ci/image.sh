@@ -3,7 +3,7 @@
 #
 # The Containerfile builds from docker.io and gcr.io base images, which CI
 # machines cannot reach. This script builds the same runtime image from
-# scratch with buildah (vfs storage, no daemon): the release binary, the
+# scratch with buildah (vfs storage, no daemon): the dist binary, the
 # shared libraries it links (from this machine's Debian), the CA bundle and a
 # passwd entry for the non-root user 65532, entrypoint `aicr`. It writes an
 # OCI archive, then checks the image: its config (user, entrypoint) and that
@@ -19,8 +19,8 @@ TAG=${TAG:-aicr:v$version}
 B=(buildah --storage-driver vfs)
 log() { printf '[image %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-cargo build --release --locked --bin aicr
-bin=target/release/aicr
+cargo build --profile dist --locked --bin aicr
+bin=target/dist/aicr
 c=$("${B[@]}" from scratch)
 trap '"${B[@]}" umount "$c" >/dev/null 2>&1; "${B[@]}" rm "$c" >/dev/null 2>&1' EXIT
 root=$("${B[@]}" mount "$c")

@@ -2,7 +2,9 @@
 """Whole-process benchmark of the release binary: median wall time and peak
 RSS of each case over N runs, printed beside the targets.
 
-Usage: bench/bench.py [--runs N] [--binary PATH] [--only TEXT]
+Usage: bench/bench.py [--runs N] [--binary PATH] [--only TEXT] [--table FILE]
+--table FILE appends one JSON line per case (case, median_ms, peak_mib,
+target, ok) for bench/all.py, which prints every benchmark in one table.
 Wall time: each run is started with posix_spawn and reaped with wait4, so
 the time is the child's own life, spawn to exit.
 Peak RSS: measured in separate runs under GNU time (`/usr/bin/time -f %M`,
@@ -14,6 +16,7 @@ GNU time is a small C program, so the peak it reports is the binary's.
 import shutil
 import subprocess
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -74,11 +77,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
-    ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "aicr"))
+    # The shipped build (make dist): the figures are the binary users get.
+    ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "dist", "aicr"))
+    ap.add_argument("--table", help="append a JSON line per case to this file")
     a = ap.parse_args()
     binary = os.path.abspath(a.binary)
     if not os.access(binary, os.X_OK):
-        sys.exit(f"no release binary at {binary}: run `cargo build --release` first")
+        sys.exit(f"no binary at {binary}: run `make dist` first, or give --binary")
     # The bundle cases read a recipe file and rewrite one bundle directory
     # per run (each run replaces the previous bundle, as a re-run would).
     work = tempfile.mkdtemp(prefix="aicr-bench-")
@@ -125,6 +130,10 @@ def main():
         ok = med < t_ms and peak < t_mib
         failed |= not ok
         print(f"{name:40} {med:10.2f} {p90:8.2f} {'<' + str(t_ms):>8} {peak:8.2f}Mi {'<' + str(t_mib) + 'Mi':>8}  {'ok' if ok else 'MISSED'}   {note}")
+        if a.table:
+            with open(a.table, "a") as f:
+                f.write(json.dumps({"case": " ".join(name.split()), "median_ms": med, "peak_mib": peak,
+                                    "target": f"< {t_ms:g} ms, < {t_mib:g} MiB", "ok": ok}) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failed else 0)
 

@@ -1,5 +1,5 @@
 //! Logging to stderr, in the three modes of Go aicr: concise lines by default
-//! (`warning: …`, `error: …`), full text with timestamps and sources under
+//! (`warning: …`, `error: …`), full text with timestamps and module names under
 //! `--debug`, JSON lines under `--log-json`. Colour only when stderr is a
 //! terminal and NO_COLOR is unset. Errors that end a command go through here
 //! too, so `--log-json` makes them JSON as well. Writing to stderr never
@@ -96,8 +96,12 @@ pub fn init(mode: Mode) {
         Mode::Debug => builder
             .with_max_level(Level::DEBUG)
             .with_ansi(colour())
-            .with_file(true)
-            .with_line_number(true)
+            // The source is the module (`aicr::collector::os`), never a
+            // file path: file!() is absolute when built from a registry,
+            // and would print the build machine's paths.
+            .with_target(true)
+            .with_file(false)
+            .with_line_number(false)
             .finish()
             .with(own)
             .try_init(),
@@ -135,16 +139,20 @@ pub fn report_error(mode: Mode, err: &error::Error) {
     }
 }
 
-/// Reports a command-line parse error before logging is set up.
+/// Reports a command-line parse error, before logging was set up. Under
+/// JSON logs it goes through the same logger as every other error, so it
+/// has the same fields (`timestamp`, `level`, `message`, `class`,
+/// `exit_code`).
 pub fn report_usage_error(json: bool, rendered: &str) {
     if json {
-        let line = serde_json::json!({
-            "level": "ERROR",
-            "message": rendered.trim_end(),
-            "class": Class::InvalidInput.name(),
-            "exit_code": Class::InvalidInput.exit_code(),
-        });
-        stderr_text(&format!("{line}\n"));
+        init(Mode::Json);
+        let class = Class::InvalidInput;
+        tracing::error!(
+            class = class.name(),
+            exit_code = class.exit_code(),
+            "{}",
+            rendered.trim_end()
+        );
     } else {
         stderr_text(rendered);
     }

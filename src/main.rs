@@ -46,7 +46,13 @@ fn parse_failure(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let json = json_requested();
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let printed = e.print().and_then(|()| std::io::stdout().flush());
+        // `aicr recipe --version` prints the same line as `aicr --version`.
+        let printed = if e.kind() == ErrorKind::DisplayVersion {
+            writeln!(std::io::stdout(), "aicr {}", cli::LONG_VERSION)
+        } else {
+            e.print()
+        };
+        let printed = printed.and_then(|()| std::io::stdout().flush());
         return match printed {
             Ok(()) => ExitCode::SUCCESS,
             Err(io) => {

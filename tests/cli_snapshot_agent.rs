@@ -1054,8 +1054,8 @@ fn containerfile_structure() {
         runtime.contains("\nENTRYPOINT [\"/usr/local/bin/aicr\"]"),
         "{runtime}"
     );
-    assert!(runtime.contains("COPY --from=build /src/target/release/aicr /usr/local/bin/aicr"));
-    assert!(text.contains("cargo build --release --locked --bin aicr"));
+    assert!(runtime.contains("COPY --from=build /src/target/dist/aicr /usr/local/bin/aicr"));
+    assert!(text.contains("cargo build --profile dist --locked --bin aicr"));
     assert!(!lines.iter().any(|l| l.starts_with("ADD ")), "no ADD");
     // The build context leaves out build outputs and history.
     let ignore =

@@ -299,10 +299,12 @@ pub fn run(args: BundleArgs, sources: &super::config::Sources) -> Result<ExitSta
         output::Written::Written => "written to",
         output::Written::Unchanged => "unchanged in",
     };
+    // Counted as `verify` counts: the files checksums.txt lists.
     let mut summary = format!(
-        "Bundle {verb} {shown}: {} components, {} files, {} deployer.\n",
+        "Bundle {verb} {shown}: {} components, {} files and {}, {} deployer.\n",
         prepared.components.len(),
-        files.len(),
+        files.len().saturating_sub(1),
+        output::MARKER,
         settings.deployer.name()
     );
     summary.push_str("To deploy:\n");

@@ -43,6 +43,7 @@ pub const LONG_VERSION: &str = concat!(
     about = "AI Cluster Runtime: capture GPU nodes, generate recipes, validate and bundle GPU Kubernetes stacks",
     long_about = None,
     version = LONG_VERSION,
+    propagate_version = true,
     disable_version_flag = true,
     subcommand_required = true,
     arg_required_else_help = true,
@@ -50,7 +51,7 @@ pub const LONG_VERSION: &str = concat!(
                   4 unauthorized, 5 timeout, 6 unavailable, 7 rate limited, 8 internal error."
 )]
 pub struct Cli {
-    /// Enable debug logging (full text logs with timestamps and sources)
+    /// Enable debug logging (full text logs with timestamps, levels and the module that logged)
     #[arg(long, global = true, env = "AICR_DEBUG", value_parser = crate::logging::parse_switch)]
     pub debug: bool,
 
@@ -63,7 +64,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Print the version, git commit and build date
-    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    #[arg(short = 'v', long = "version", global = true, action = ArgAction::Version)]
     version: Option<bool>,
 
     #[command(subcommand)]

@@ -199,7 +199,8 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
                         ms.iter()
                             .filter(|m| m.kind == *kind)
                             .cloned()
-                            .map(redact::measurement),
+                            .map(redact::measurement)
+                            .inspect(warn_unavailable),
                     );
                 }
             }
@@ -215,6 +216,20 @@ pub fn run(collectors: Vec<Arc<dyn Collector>>, ctx: Context) -> Vec<Measurement
         }
     }
     out
+}
+
+/// Logs a warning for a measurement, or each subtype of it, that a
+/// collector returned as unavailable (a whole collector that failed is
+/// logged where it fails).
+fn warn_unavailable(m: &Measurement) {
+    if let Some(reason) = &m.unavailable {
+        tracing::warn!("{}: unavailable: {reason}", m.kind);
+    }
+    for s in &m.subtypes {
+        if let Some(reason) = s.context.get("unavailable") {
+            tracing::warn!("{}.{}: unavailable: {reason}", m.kind, s.subtype);
+        }
+    }
 }
 
 /// Runs a program with a deadline; see [`process::run`].

@@ -236,10 +236,15 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, Reading> {
     out
 }
 
+/// The key of the init arguments: the words after a bare `--` on the
+/// kernel command line, which the kernel passes to init untouched.
+pub const INIT_ARGS: &str = "--";
+
 /// Kernel command line: `key=value` pairs (repeated keys joined with `,`)
 /// and bare flags (`true`). Double quotes group words. A flag that names a
 /// secret (`--password`, `token:`, `Bearer`) takes the next word as its
-/// value.
+/// value. Everything after a bare `--` is init's, not the kernel's: it is
+/// one reading, [`INIT_ARGS`], the words joined by spaces as given.
 pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
@@ -259,6 +264,10 @@ pub fn parse_cmdline(text: &str) -> BTreeMap<String, Reading> {
         tokens.push(cur);
     }
     let mut out: BTreeMap<String, Reading> = BTreeMap::new();
+    if let Some(at) = tokens.iter().position(|t| t == INIT_ARGS) {
+        let init = tokens.split_off(at);
+        out.insert(INIT_ARGS.to_string(), Reading::from(init[1..].join(" ")));
+    }
     let mut tokens = tokens.into_iter();
     while let Some(t) = tokens.next() {
         match t.split_once('=') {
@@ -365,13 +374,29 @@ mod tests {
         let r = || Reading::from(redact::REDACTED);
         assert_eq!(sub.data["registry_token"], r());
         assert_eq!(sub.data["x"], r());
-        assert_eq!(sub.data["--password"], r());
-        assert_eq!(sub.data["--api-token"], Reading::from(""));
         assert_eq!(sub.data["ro"], Reading::Bool(true));
-        assert_eq!(sub.data["--addr"], Reading::Bool(true));
-        assert_eq!(sub.data["0.0.0.0:2024"], Reading::Bool(true));
-        assert_eq!(sub.data["--quiet"], Reading::Bool(true));
-        assert!(!sub.data.contains_key("hunter2"));
-        assert_eq!(sub.context["redacted"], "--password, registry_token, x");
+        // After `--`: init's arguments, one reading, never kernel parameters.
+        assert_eq!(
+            sub.data[INIT_ARGS],
+            Reading::from("--addr 0.0.0.0:2024 --password [REDACTED] --quiet --api-token")
+        );
+        for not_kernel in ["--addr", "0.0.0.0:2024", "--password", "--quiet", "hunter2"] {
+            assert!(!sub.data.contains_key(not_kernel), "{not_kernel}");
+        }
+        assert_eq!(sub.context["redacted"], "--, registry_token, x");
+    }
+
+    #[test]
+    fn init_arguments_after_a_bare_dash_dash_are_one_reading() {
+        let c = parse_cmdline("ro quiet -- single init=/bin/sh\n");
+        assert_eq!(c["ro"], Reading::Bool(true));
+        assert_eq!(c[INIT_ARGS], Reading::from("single init=/bin/sh"));
+        assert!(!c.contains_key("single") && !c.contains_key("init"));
+        // `--` at the end: init gets nothing; a quoted "a -- b" is a value.
+        let c = parse_cmdline("ro --");
+        assert_eq!(c[INIT_ARGS], Reading::from(""));
+        let c = parse_cmdline("x=\"a -- b\"");
+        assert_eq!(c["x"], Reading::from("a -- b"));
+        assert!(!c.contains_key(INIT_ARGS));
     }
 }

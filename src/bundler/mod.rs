@@ -17,6 +17,7 @@ pub mod render;
 pub mod safety;
 pub mod scheduling;
 pub mod set;
+pub mod vendor;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -102,6 +103,18 @@ pub enum Error {
     Recipe(#[from] crate::recipe::Error),
     #[error(transparent)]
     Output(#[from] output::Error),
+    #[error("--vendor-charts: {0}")]
+    Helm(#[from] crate::mirror::helm::Error),
+    #[error("--vendor-charts: component {component:?}: {reason}")]
+    VendorChart { component: String, reason: String },
+    #[error("--vendor-charts: component {component:?}: {path}: {io}")]
+    VendorIo {
+        component: String,
+        path: String,
+        io: std::io::Error,
+    },
+    #[error("--registry-mirror {mirror:?}: {reason}")]
+    Mirror { mirror: String, reason: String },
 }
 
 impl Classify for Error {
@@ -110,6 +123,8 @@ impl Classify for Error {
             Error::Recipe(e) => e.class(),
             Error::Output(e) => e.class(),
             Error::Template { .. } => Class::Internal,
+            Error::Helm(e) => e.class(),
+            Error::VendorIo { io, .. } => Class::of_io(io.kind()),
             _ => Class::InvalidInput,
         }
     }
@@ -152,6 +167,9 @@ pub struct Component {
     pub wave: usize,
     pub values: Value,
     pub manifests: Vec<Manifest>,
+    /// Where `--vendor-charts` put the chart in the bundle (a relative
+    /// path: the archive, or the unpacked chart's directory).
+    pub vendored: Option<String>,
 }
 
 impl Component {
@@ -517,6 +535,7 @@ fn build_component(
         wave: *wave,
         values,
         manifests,
+        vendored: None,
     })
 }
 

@@ -114,6 +114,23 @@ pub struct BundleArgs {
     #[arg(long, value_name = "KEY=VALUE", help_heading = "Scheduling")]
     pub workload_selector: Vec<String>,
 
+    /// Pull each chart (helm pull, OCI included) into the bundle's charts/ so it installs with no access to chart repositories
+    #[arg(long, help_heading = "Air gap")]
+    pub vendor_charts: bool,
+
+    /// The helm binary for --vendor-charts [default: helm on PATH]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Air gap",
+        requires = "vendor_charts"
+    )]
+    pub helm: Option<PathBuf>,
+
+    /// Seconds one `helm pull` may take
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Air gap")]
+    pub helm_timeout: u64,
+
     /// Check the bundle in DIR against its checksums.txt instead of bundling (same as `aicr verify DIR`)
     #[arg(long, value_name = "DIR", exclusive = true)]
     pub verify: Option<PathBuf>,
@@ -141,6 +158,8 @@ struct Settings {
     deployer: Kind,
     git: GitSource,
     options: Options,
+    /// `--vendor-charts`: the helm that pulls the charts.
+    vendor: Option<crate::mirror::helm::Helm>,
 }
 
 impl Settings {
@@ -225,6 +244,15 @@ impl Settings {
             .into());
         }
         output::check_destination(&args.output).map_err(bundler::Error::from)?;
+        let vendor = if args.vendor_charts {
+            Some(crate::mirror::helm::Helm::find(
+                args.helm.as_deref(),
+                std::time::Duration::from_secs(args.helm_timeout),
+                "vendor the charts (--vendor-charts)",
+            )?)
+        } else {
+            None
+        };
         let source = match &args.recipe {
             Some(path) => {
                 super::configmap::check_input(path)?;
@@ -255,6 +283,7 @@ impl Settings {
                 scheduling,
                 nodes,
             },
+            vendor,
         })
     }
 }
@@ -273,9 +302,14 @@ pub fn run(args: BundleArgs) -> Result<ExitStatus> {
             recipe
         }
     };
-    let prepared = bundler::prepare(store, &recipe, &settings.options)?;
+    let mut prepared = bundler::prepare(store, &recipe, &settings.options)?;
+    let mut charts = bundler::Files::default();
+    if let Some(helm) = &settings.vendor {
+        let unpack = settings.deployer != Kind::Helm;
+        bundler::vendor::vendor(&mut prepared.components, helm, unpack, &mut charts)?;
+    }
     let deployer = deployer::new(settings.deployer, settings.git.clone());
-    let files = deployer::assemble(&prepared, deployer.as_ref())?;
+    let files = deployer::assemble_with(&prepared, deployer.as_ref(), charts)?;
     let written =
         output::write(&settings.output, &files, settings.force).map_err(bundler::Error::from)?;
 

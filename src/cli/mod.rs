@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod completion;
 pub mod configmap;
 pub mod diff;
+pub mod mirror;
 pub mod query;
 pub mod recipe;
 pub mod snapshot;
@@ -79,6 +80,8 @@ pub enum Command {
     Bundle(Box<bundle::BundleArgs>),
     /// Check a bundle directory against its checksums.txt
     Verify(verify::VerifyArgs),
+    /// Air-gap: list every chart and container image a recipe or bundle pulls
+    Mirror(mirror::MirrorArgs),
     /// Compare two snapshots or two recipes: changed, added and removed readings
     Diff(diff::DiffArgs),
     /// Print a shell completion script
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Validate(args) => validate::run(args),
         Command::Bundle(args) => bundle::run(*args),
         Command::Verify(args) => verify::run(args),
+        Command::Mirror(args) => mirror::run(args),
     }
 }
 

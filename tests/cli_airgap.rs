@@ -1,0 +1,355 @@
+//! `aicr bundle --vendor-charts` as whole CLI runs: the charts pulled from a
+//! chart repository on 127.0.0.1 into the bundle, listed in checksums.txt
+//! and checked by `verify` (a tampered archive fails it), and, with the
+//! repository stopped, `deploy.sh` installing the stack against the test
+//! cluster from the bundle alone, and `mirror list` rendering from it.
+//! Argo CD and Flux bundles install from the unpacked charts' paths.
+
+mod cli_airgap_support;
+mod common;
+
+use std::path::Path;
+
+use cli_airgap_support::{eks_recipe, ChartRepo, HelmEnv, EKS_CHARTS};
+use common::{cluster, code, stderr, stdout};
+
+/// The eks recipe cut down to two charts (a classic repository chart and
+/// one the real recipe takes from OCI, both served by the test repository
+/// here), installed into `namespace`.
+fn small_recipe(dir: &Path, repo_url: &str, namespace: &str) -> String {
+    let path = eks_recipe(dir, repo_url);
+    let mut r = common::read_yaml(&path);
+    let keep = ["aws-efa", "kai-scheduler"];
+    let refs: Vec<serde_json::Value> = r["componentRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| keep.contains(&c["name"].as_str().unwrap()))
+        .cloned()
+        .map(|mut c| {
+            c["namespace"] = namespace.into();
+            c["dependencyRefs"] = serde_json::json!([]);
+            c["manifestFiles"] = serde_json::json!([]);
+            c
+        })
+        .collect();
+    r["componentRefs"] = refs.into();
+    r["deploymentOrder"] = serde_json::json!(keep);
+    std::fs::write(&path, serde_yaml_ng::to_string(&r).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn bundle(env: &HelmEnv, recipe: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    env.aicr()
+        .args([
+            "bundle",
+            "-r",
+            recipe,
+            "-o",
+            out.to_str().unwrap(),
+            "--vendor-charts",
+        ])
+        .args(["--helm", env.helm.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn vendored_charts_are_in_checksums_and_verify_catches_a_tampered_one() {
+    let env = HelmEnv::new();
+    let repo = ChartRepo::start(&env, &EKS_CHARTS);
+    let work = tempfile::tempdir().unwrap();
+    let recipe = small_recipe(work.path(), &repo.url, "airgap-unused");
+    let b = work.path().join("bundle");
+    let out = bundle(&env, &recipe, &b, &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let efa = b.join("charts/aws-efa-v0.5.3.tgz");
+    let kai = b.join("charts/kai-scheduler-v0.13.0.tgz");
+    // The archives are helm's own, byte for byte.
+    for (file, chart) in [
+        (&efa, "aws-efa-k8s-device-plugin-v0.5.3.tgz"),
+        (&kai, "kai-scheduler-v0.13.0.tgz"),
+    ] {
+        assert_eq!(
+            std::fs::read(file).unwrap(),
+            std::fs::read(repo.dir.path().join(chart)).unwrap(),
+            "{chart}"
+        );
+    }
+    let sums = std::fs::read_to_string(b.join("checksums.txt")).unwrap();
+    assert!(sums.contains("  charts/aws-efa-v0.5.3.tgz\n"), "{sums}");
+    assert!(
+        sums.contains("  charts/kai-scheduler-v0.13.0.tgz\n"),
+        "{sums}"
+    );
+    let deploy = std::fs::read_to_string(b.join("deploy.sh")).unwrap();
+    assert!(
+        deploy.contains(
+            "helm_install 'aws-efa' 'airgap-unused' \"${BUNDLE_DIR}/\"'charts/aws-efa-v0.5.3.tgz' 'v0.5.3' ''\n"
+        ),
+        "{deploy}"
+    );
+    // (the comment above each step still says where the chart came from)
+    assert!(
+        !deploy
+            .lines()
+            .any(|l| l.starts_with("helm_install") && l.contains(&repo.url)),
+        "{deploy}"
+    );
+    let out = common::run(&["verify", b.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // One byte of a chart archive changed: verify names it, exit 1.
+    let mut bytes = std::fs::read(&efa).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&efa, bytes).unwrap();
+    let out = common::run(&["verify", b.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("changed  charts/aws-efa-v0.5.3.tgz\nFAILED: 1 changed"),
+        "{}",
+        stdout(&out)
+    );
+    // And a chart archive added by hand is an extra file.
+    std::fs::write(b.join("charts/other-1.0.0.tgz"), b"x").unwrap();
+    let out = common::run(&["verify", b.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("extra    charts/other-1.0.0.tgz\n"));
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn gitops_bundles_install_from_the_unpacked_charts() {
+    let env = HelmEnv::new();
+    let repo = ChartRepo::start(&env, &EKS_CHARTS);
+    let work = tempfile::tempdir().unwrap();
+    let recipe = small_recipe(work.path(), &repo.url, "airgap-unused");
+    let git = "https://git.example.com/ops/stack.git";
+
+    let argo = work.path().join("argo");
+    let out = bundle(&env, &recipe, &argo, &["-d", "argocd", "--repo", git]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let chart = common::read_yaml(&argo.join("charts/aws-efa/Chart.yaml"));
+    assert_eq!(chart["name"], "aws-efa-k8s-device-plugin");
+    assert_eq!(chart["version"], "v0.5.3");
+    assert!(argo
+        .join("charts/aws-efa/templates/workloads.yaml")
+        .is_file());
+    assert!(!argo.join("charts/aws-efa-v0.5.3.tgz").exists());
+    let app = common::read_yaml(&argo.join("aws-efa/application.yaml"));
+    assert_eq!(
+        app["spec"]["sources"][0],
+        serde_json::json!({"repoURL": git, "targetRevision": "main", "path": "charts/aws-efa",
+            "helm": {"releaseName": "aws-efa", "valueFiles": ["$values/aws-efa/values.yaml"]}})
+    );
+    let text = std::fs::read_to_string(argo.join("kai-scheduler/application.yaml")).unwrap();
+    assert!(!text.contains(&repo.url), "{text}");
+    let sums = std::fs::read_to_string(argo.join("checksums.txt")).unwrap();
+    assert!(sums.contains("  charts/aws-efa/Chart.yaml\n"));
+    assert!(sums.contains("  charts/aws-efa/templates/workloads.yaml\n"));
+
+    let flux = work.path().join("flux");
+    let out = bundle(&env, &recipe, &flux, &["-d", "flux", "--repo", git]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!flux.join("aws-efa/helmrepository.yaml").exists());
+    assert!(!flux.join("kai-scheduler/ocirepository.yaml").exists());
+    let rel = common::read_yaml(&flux.join("kai-scheduler/helmrelease.yaml"));
+    assert_eq!(
+        rel["spec"]["chart"],
+        serde_json::json!({"spec": {"chart": "./charts/kai-scheduler",
+            "sourceRef": {"kind": "GitRepository", "name": "aicr-bundle"}, "interval": "1h"}})
+    );
+    let kust = common::read_yaml(&flux.join("kustomization.yaml"));
+    assert_eq!(
+        kust["resources"],
+        serde_json::json!([
+            "gitrepository.yaml",
+            "aws-efa/helmrelease.yaml",
+            "kai-scheduler/helmrelease.yaml"
+        ])
+    );
+    let gitrepo = common::read_yaml(&flux.join("gitrepository.yaml"));
+    assert_eq!(gitrepo["spec"]["url"], git);
+    for dir in [&argo, &flux] {
+        let out = common::run(&["verify", dir.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", stdout(&out));
+    }
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn a_chart_repository_that_cannot_be_reached_fails_the_bundle() {
+    let env = HelmEnv::new();
+    let mut repo = ChartRepo::start(&env, &EKS_CHARTS);
+    let work = tempfile::tempdir().unwrap();
+    let recipe = small_recipe(work.path(), &repo.url, "airgap-unused");
+    repo.stop();
+    let b = work.path().join("bundle");
+    let out = bundle(&env, &recipe, &b, &[]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--vendor-charts: pulling the chart of "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!b.exists(), "nothing is written");
+}
+
+#[test]
+fn vendor_flags_are_checked_before_work() {
+    let r = common::fixture("airgap/recipe-small.yaml");
+    let r = r.to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let b = work.path().join("b");
+    let out = common::run(&[
+        "bundle",
+        "-r",
+        r,
+        "-o",
+        b.to_str().unwrap(),
+        "--helm",
+        "/bin/true",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out)
+            .contains("the following required arguments were not provided:\n  --vendor-charts"),
+        "{}",
+        stderr(&out)
+    );
+    let out = common::aicr()
+        .env("PATH", work.path())
+        .args([
+            "bundle",
+            "-r",
+            r,
+            "-o",
+            b.to_str().unwrap(),
+            "--vendor-charts",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out)
+        .contains("helm is needed to vendor the charts (--vendor-charts) but it is not on PATH"));
+    assert!(!b.exists());
+}
+
+#[test]
+#[ignore = "needs the test cluster (.ci/kube)"]
+fn deploy_sh_installs_from_the_bundle_alone_with_the_repository_stopped() {
+    let c = cluster::cluster();
+    let env = HelmEnv::new();
+    let mut repo = ChartRepo::start(&env, &EKS_CHARTS);
+    let work = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let ns = format!("aicr-airgap-{}-{nanos}", std::process::id());
+    let recipe = small_recipe(work.path(), &repo.url, &ns);
+    let b = work.path().join("bundle");
+    let out = bundle(&env, &recipe, &b, &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    repo.stop();
+
+    struct Cleanup<'a>(&'a cluster::Cluster, &'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .try_kubectl(&["delete", "namespace", self.1, "--wait=false"], "");
+        }
+    }
+    let _cleanup = Cleanup(&c, &ns);
+
+    let bin = cluster::kube_dir().join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // No node runs the pods here: helm does not wait for them.
+    let out = std::process::Command::new(b.join("deploy.sh"))
+        .arg("--no-wait")
+        .env("PATH", &path)
+        .env("KUBECONFIG", &c.kubeconfig)
+        .envs(env.vars())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = env.helm(&[
+        "list",
+        "--kubeconfig",
+        c.kubeconfig.to_str().unwrap(),
+        "-n",
+        &ns,
+        "-o",
+        "json",
+    ]);
+    let releases: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let mut got: Vec<(String, String, String)> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["chart"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "aws-efa".to_string(),
+                "aws-efa-k8s-device-plugin-v0.5.3".to_string(),
+                "deployed".to_string()
+            ),
+            (
+                "kai-scheduler".into(),
+                "kai-scheduler-v0.13.0".into(),
+                "deployed".into()
+            ),
+        ]
+    );
+    // Installed with the bundle's values.
+    let image = c.kubectl(
+        &[
+            "get",
+            "deployment",
+            "aws-efa-controller",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+        None,
+    );
+    assert_eq!(
+        image.trim(),
+        "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/aws-efa-k8s-device-plugin:v0.5.3"
+    );
+
+    // mirror list renders the bundle from its vendored charts, offline.
+    let out = env
+        .aicr()
+        .args(["mirror", "list", "--helm", env.helm.to_str().unwrap()])
+        .args(["-b", b.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("registry.test/kai-scheduler/init:v0.13.0\n"));
+}

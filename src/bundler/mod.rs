@@ -13,6 +13,7 @@
 pub mod checksum;
 pub mod output;
 pub mod parallel;
+pub mod registry_mirror;
 pub mod render;
 pub mod safety;
 pub mod scheduling;
@@ -189,6 +190,8 @@ pub struct Options {
     /// `--nodes`: replaces the recipe's node count, in the bundled
     /// `recipe.yaml` and in the values alike.
     pub nodes: Option<u32>,
+    /// `--registry-mirror`: image repositories in values moved there.
+    pub registry_mirror: Option<registry_mirror::RegistryMirror>,
 }
 
 /// The recipe made ready for a deployer.
@@ -246,12 +249,17 @@ pub fn prepare(
         });
     }
     let nodes = bundled.criteria.nodes;
-    let components = parallel::map(&jobs, |job| {
-        build_component(store, job, &opts.scheduling, nodes)
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    let components = parallel::map(&jobs, |job| build_component(store, job, opts, nodes))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
 
+    if let Some(m) = &opts.registry_mirror {
+        for c in &components {
+            if let Some(w) = registry.get(&c.name).and_then(|reg| m.warning(reg, c)) {
+                warnings.push(w);
+            }
+        }
+    }
     warnings.extend(registry_warnings(
         &registry,
         &bundled,
@@ -502,9 +510,10 @@ fn set_names(registry: &Registry) -> String {
 fn build_component(
     store: &DataStore,
     job: &Job,
-    scheduling: &Scheduling,
+    opts: &Options,
     nodes: u32,
 ) -> Result<Component, Error> {
+    let scheduling = &opts.scheduling;
     let Job { wave, r, reg, sets } = job;
     let location = locate(r, reg)?;
     let mut values = component_values(store, r)?;
@@ -512,6 +521,9 @@ fn build_component(
         a.apply(&mut values)?;
     }
     scheduling.apply(reg, nodes, &mut values)?;
+    if let Some(m) = &opts.registry_mirror {
+        m.rewrite_values(reg, &mut values)?;
+    }
     sort_keys(&mut values);
     let manifests = render_manifests(store, r, &location, &values)?;
     let Location {

@@ -131,6 +131,10 @@ pub struct BundleArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Air gap")]
     pub helm_timeout: u64,
 
+    /// Rewrite image repositories in values to this mirror registry: HOST[:PORT][/PREFIX] (at the value paths the component registry names)
+    #[arg(long, value_name = "HOST/PREFIX", help_heading = "Air gap")]
+    pub registry_mirror: Option<String>,
+
     /// Check the bundle in DIR against its checksums.txt instead of bundling (same as `aicr verify DIR`)
     #[arg(long, value_name = "DIR", exclusive = true)]
     pub verify: Option<PathBuf>,
@@ -282,6 +286,11 @@ impl Settings {
                 sets,
                 scheduling,
                 nodes,
+                registry_mirror: args
+                    .registry_mirror
+                    .as_deref()
+                    .map(bundler::registry_mirror::RegistryMirror::parse)
+                    .transpose()?,
             },
             vendor,
         })

@@ -56,7 +56,7 @@ fn bundle(env: &HelmEnv, recipe: &str, out: &Path, extra: &[&str]) -> std::proce
 }
 
 #[test]
-#[ignore = "needs helm"]
+#[ignore = "needs helm and shellcheck"]
 fn vendored_charts_are_in_checksums_and_verify_catches_a_tampered_one() {
     let env = HelmEnv::new();
     let repo = ChartRepo::start(&env, &EKS_CHARTS);
@@ -98,6 +98,15 @@ fn vendored_charts_are_in_checksums_and_verify_catches_a_tampered_one() {
             .lines()
             .any(|l| l.starts_with("helm_install") && l.contains(&repo.url)),
         "{deploy}"
+    );
+    let sc = std::process::Command::new("shellcheck")
+        .arg(b.join("deploy.sh"))
+        .output()
+        .expect("shellcheck runs (this test needs shellcheck)");
+    assert!(
+        sc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sc.stdout)
     );
     let out = common::run(&["verify", b.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -473,3 +473,72 @@ fn a_mirrored_bundle_lists_the_mirrored_images() {
     );
     assert!(!text.contains("602401143452.dkr.ecr"), "{text}");
 }
+
+#[test]
+#[ignore = "needs helm and the test OCI registry (.ci/run builds it)"]
+fn charts_in_an_oci_registry_are_rendered_and_vendored() {
+    let env = HelmEnv::new();
+    let registry = cli_airgap_support::OciRegistry::start();
+    // The test chart as kai-scheduler v0.13.0, pushed to the registry.
+    let repo = ChartRepo::start(&env, &[("kai-scheduler", "v0.13.0")]);
+    let tgz = repo.dir.path().join("kai-scheduler-v0.13.0.tgz");
+    let oci = format!("oci://{}/charts", registry.host);
+    env.helm(&["push", tgz.to_str().unwrap(), &oci, "--plain-http"]);
+    let pushed = std::fs::read(&tgz).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let recipe = small_recipe(work.path(), &repo.url, "airgap-unused");
+    let mut r = common::read_yaml(Path::new(&recipe));
+    r["componentRefs"] = serde_json::json!(r["componentRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "kai-scheduler")
+        .cloned()
+        .map(|mut c| {
+            c["source"] = oci.clone().into();
+            c
+        })
+        .collect::<Vec<_>>());
+    r["deploymentOrder"] = serde_json::json!(["kai-scheduler"]);
+    std::fs::write(&recipe, serde_yaml_ng::to_string(&r).unwrap()).unwrap();
+    // The classic repository is gone: only the registry serves the chart.
+    drop(repo);
+
+    let out = env
+        .aicr()
+        .args(["mirror", "list", "-r", &recipe, "-t", "json"])
+        .args(["--helm", env.helm.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["charts"][0]["oci"],
+        format!("{oci}/kai-scheduler:v0.13.0")
+    );
+    assert!(v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["image"] == "registry.test/kai-scheduler/init:v0.13.0"));
+
+    let b = work.path().join("bundle");
+    let out = bundle(&env, &recipe, &b, &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The layer helm pushed, byte for byte.
+    let pulled = std::fs::read(b.join("charts/kai-scheduler-v0.13.0.tgz")).unwrap();
+    assert!(
+        pulled == pushed,
+        "the vendored chart differs from the pushed one"
+    );
+    let chart = env.helm(&[
+        "show",
+        "chart",
+        b.join("charts/kai-scheduler-v0.13.0.tgz").to_str().unwrap(),
+    ]);
+    assert!(
+        chart.contains("name: kai-scheduler\n") && chart.contains("version: v0.13.0\n"),
+        "{chart}"
+    );
+}

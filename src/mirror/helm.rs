@@ -59,6 +59,23 @@ pub enum ChartSource<'a> {
     Local(&'a Path),
 }
 
+/// `--plain-http` for a chart in an OCI registry on this machine
+/// (127.0.0.1, ::1, localhost): a local mirror or test registry. Any other
+/// registry is reached over TLS.
+fn plain_http_args(reference: &str) -> &'static [&'static str] {
+    let rest = reference.strip_prefix("oci://").unwrap_or(reference);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    if matches!(host, "127.0.0.1" | "::1" | "localhost") {
+        &["--plain-http"]
+    } else {
+        &[]
+    }
+}
+
 impl Helm {
     /// `program` when given (`--helm PATH`), else `helm` from `PATH`.
     pub fn find(
@@ -124,6 +141,7 @@ impl Helm {
             ChartSource::Oci(r) => {
                 oci = r.clone();
                 args.push(&oci);
+                args.extend(plain_http_args(r));
             }
             ChartSource::Local(p) => {
                 local = p.to_string_lossy();
@@ -157,6 +175,7 @@ impl Helm {
             ChartSource::Oci(r) => {
                 oci = r.clone();
                 args.push(&oci);
+                args.extend(plain_http_args(r));
             }
             ChartSource::Local(_) => {
                 return Err(Error::Output {
@@ -188,6 +207,29 @@ impl Helm {
                     dest.display()
                 ),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_http_args;
+
+    #[test]
+    fn plain_http_only_on_this_machine() {
+        for r in [
+            "oci://127.0.0.1:5000/charts/x",
+            "oci://localhost/x",
+            "oci://[::1]:5000/x",
+        ] {
+            assert_eq!(plain_http_args(r), ["--plain-http"], "{r}");
+        }
+        for r in [
+            "oci://ghcr.io/nvidia/x",
+            "oci://127.0.0.1.example.com/x",
+            "oci://10.0.0.1:5000/x",
+        ] {
+            assert!(plain_http_args(r).is_empty(), "{r}");
         }
     }
 }

@@ -274,3 +274,74 @@ pub fn check_schema(schema: &str, doc: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The OCI registry of the air-gap tests: distribution's `registry`, which
+/// `.ci/run` builds from Go modules into this directory.
+pub fn registry_binary() -> PathBuf {
+    let p = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+        .join(".cache/aicr-test-registry/registry");
+    assert!(
+        p.is_file(),
+        "{} is missing: .ci/run builds it (github.com/distribution/distribution/v3/cmd/registry, .ci/registry/)",
+        p.display()
+    );
+    p
+}
+
+/// An OCI registry on 127.0.0.1 (plain HTTP, no authentication), storing
+/// into a temporary directory; killed and reaped when dropped.
+pub struct OciRegistry {
+    pub host: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl OciRegistry {
+    pub fn start() -> OciRegistry {
+        let bin = registry_binary();
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .args(["serve", config.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let reg = OciRegistry {
+            host,
+            child,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while TcpStream::connect(&reg.host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the test registry did not start on {}",
+                reg.host
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        reg
+    }
+}
+
+impl Drop for OciRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -542,3 +542,73 @@ fn charts_in_an_oci_registry_are_rendered_and_vendored() {
         "{chart}"
     );
 }
+
+/// The CRDs of tests/fixtures/crds that a vendored Argo CD or Flux bundle
+/// uses.
+const GITOPS_CRDS: [(&str, &str); 3] = [
+    ("argocd-application-crd.yaml", "applications.argoproj.io"),
+    (
+        "flux-gitrepository-crd.yaml",
+        "gitrepositories.source.toolkit.fluxcd.io",
+    ),
+    (
+        "flux-helmrelease-crd.yaml",
+        "helmreleases.helm.toolkit.fluxcd.io",
+    ),
+];
+
+#[test]
+#[ignore = "needs the test cluster v1.25+ (.ci/kube)"]
+fn vendored_gitops_objects_pass_strict_field_validation() {
+    let c = cluster::cluster();
+    c.require_minor(25, "strict field validation");
+    let env = HelmEnv::new();
+    let repo = ChartRepo::start(&env, &EKS_CHARTS);
+    let work = tempfile::tempdir().unwrap();
+    let recipe = small_recipe(work.path(), &repo.url, "airgap-unused");
+    let git = "https://git.example.com/ops/stack.git";
+    let argo = work.path().join("argo");
+    let flux = work.path().join("flux");
+    for (dir, d) in [(&argo, "argocd"), (&flux, "flux")] {
+        let out = bundle(&env, &recipe, dir, &["-d", d, "--repo", git]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    // The CRDs are shared by every test: created when missing, never
+    // deleted.
+    for (file, resource) in GITOPS_CRDS {
+        let text = std::fs::read_to_string(common::fixture("crds").join(file)).unwrap();
+        c.kubectl(&["create", "-f", "-"], Some(&text));
+        c.kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=30s",
+                &format!("crd/{resource}"),
+            ],
+            None,
+        );
+    }
+    for ns in ["argocd", "flux-system"] {
+        c.kubectl(&["create", "namespace", ns], None);
+    }
+    let files = [
+        argo.join("aws-efa/application.yaml"),
+        argo.join("kai-scheduler/application.yaml"),
+        argo.join("app-of-apps.yaml"),
+        flux.join("gitrepository.yaml"),
+        flux.join("aws-efa/helmrelease.yaml"),
+        flux.join("kai-scheduler/helmrelease.yaml"),
+    ];
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let (ok, out) = c.try_kubectl(
+            &["create", "--dry-run=server", "--validate=strict", "-f", "-"],
+            &text,
+        );
+        assert!(
+            ok || out.contains("AlreadyExists"),
+            "{}: {out}",
+            f.display()
+        );
+    }
+}

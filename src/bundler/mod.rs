@@ -11,6 +11,7 @@
 //! data, not code.
 
 pub mod checksum;
+pub mod oci;
 pub mod output;
 pub mod parallel;
 pub mod registry_mirror;

@@ -293,11 +293,16 @@ pub fn registry_binary() -> PathBuf {
 pub struct OciRegistry {
     pub host: String,
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl OciRegistry {
     pub fn start() -> OciRegistry {
+        OciRegistry::start_with(None)
+    }
+
+    /// With `htpasswd`: HTTP basic authentication against that file.
+    pub fn start_with(htpasswd: Option<&Path>) -> OciRegistry {
         let bin = registry_binary();
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -310,8 +315,12 @@ impl OciRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-                dir.path().join("data").display()
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n{}",
+                dir.path().join("data").display(),
+                htpasswd.map_or(String::new(), |p| format!(
+                    "auth:\n  htpasswd:\n    realm: aicr-test\n    path: {}\n",
+                    p.display()
+                ))
             ),
         )
         .unwrap();
@@ -321,11 +330,7 @@ impl OciRegistry {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let reg = OciRegistry {
-            host,
-            child,
-            _dir: dir,
-        };
+        let reg = OciRegistry { host, child, dir };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while TcpStream::connect(&reg.host).is_err() {
             assert!(
@@ -336,6 +341,20 @@ impl OciRegistry {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         reg
+    }
+}
+
+impl OciRegistry {
+    /// Every blob the registry stores: its data file on disk.
+    pub fn blobs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let root = self.dir.path().join("data/docker/registry/v2/blobs/sha256");
+        for a in std::fs::read_dir(&root).unwrap() {
+            for b in std::fs::read_dir(a.unwrap().path()).unwrap() {
+                out.push(b.unwrap().path().join("data"));
+            }
+        }
+        out
     }
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod k8s;
 pub mod logging;
 pub mod measurement;
+pub mod mirror;
 pub mod recipe;
 pub mod serializer;
 pub mod validate;

@@ -1013,12 +1013,12 @@ fn bad_inputs_fail_with_their_message_and_leave_nothing() {
         "only sub/"
     );
 
-    // An OCI destination is not built.
-    let (status, err) = fails(&tmp, &["-r", r, "-o", "oci://ghcr.io/acme/bundle:1"], None);
+    // An OCI destination names a tag (pushes: tests/cli_oci.rs).
+    let (status, err) = fails(&tmp, &["-r", r, "-o", "oci://ghcr.io/acme/bundle"], None);
     assert_eq!(status, 2);
     assert_eq!(
         err,
-        "error: -o oci://ghcr.io/acme/bundle:1: pushing a bundle to an OCI registry is not built in this version; write it to a directory and push that\n"
+        "error: oci://ghcr.io/acme/bundle: name a tag (oci://REGISTRY/REPOSITORY:TAG) or, to verify, a digest (@sha256:...)\n"
     );
 
     // verify: not a directory, not a bundle.

@@ -106,6 +106,18 @@ const EXCEPTIONS: &[(&str, Expect)] = &[
         Expect::Skip("ConfigMaps: needs a cluster"),
     ),
     (
+        "aicr mirror list -r recipe.yaml",
+        Expect::Skip("needs helm and the charts' repositories on the network (tests/cli_mirror.rs runs it against a local one)"),
+    ),
+    (
+        "aicr mirror list -b ./bundle -t hauler > hauler.yaml",
+        Expect::Skip("needs helm and the charts' repositories on the network (tests/cli_mirror.rs)"),
+    ),
+    (
+        "aicr bundle -r recipe.yaml --vendor-charts --registry-mirror mirror.example.com:5000/gpu",
+        Expect::Skip("needs helm and the charts' repositories on the network (tests/cli_airgap.rs)"),
+    ),
+    (
         "aicr recipe -n gpu-operator -s cm://aicr-snapshot --intent training",
         Expect::Exit(6, "reads a ConfigMap: no cluster is configured here (tests/cli_configmap.rs runs it on one)"),
     ),

@@ -11,12 +11,15 @@
 //! data, not code.
 
 pub mod checksum;
+pub mod oci;
 pub mod output;
 pub mod parallel;
+pub mod registry_mirror;
 pub mod render;
 pub mod safety;
 pub mod scheduling;
 pub mod set;
+pub mod vendor;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -102,6 +105,18 @@ pub enum Error {
     Recipe(#[from] crate::recipe::Error),
     #[error(transparent)]
     Output(#[from] output::Error),
+    #[error("--vendor-charts: {0}")]
+    Helm(#[from] crate::mirror::helm::Error),
+    #[error("--vendor-charts: component {component:?}: {reason}")]
+    VendorChart { component: String, reason: String },
+    #[error("--vendor-charts: component {component:?}: {path}: {io}")]
+    VendorIo {
+        component: String,
+        path: String,
+        io: std::io::Error,
+    },
+    #[error("--registry-mirror {mirror:?}: {reason}")]
+    Mirror { mirror: String, reason: String },
 }
 
 impl Classify for Error {
@@ -110,6 +125,8 @@ impl Classify for Error {
             Error::Recipe(e) => e.class(),
             Error::Output(e) => e.class(),
             Error::Template { .. } => Class::Internal,
+            Error::Helm(e) => e.class(),
+            Error::VendorIo { io, .. } => Class::of_io(io.kind()),
             _ => Class::InvalidInput,
         }
     }
@@ -155,6 +172,9 @@ pub struct Component {
     /// The registry's readiness declaration (`deploy.sh` awaits it for an
     /// asynchronous component).
     pub readiness: Option<crate::recipe::registry::Readiness>,
+    /// Where `--vendor-charts` put the chart in the bundle (a relative
+    /// path: the archive, or the unpacked chart's directory).
+    pub vendored: Option<String>,
 }
 
 impl Component {
@@ -174,6 +194,8 @@ pub struct Options {
     /// `--nodes`: replaces the recipe's node count, in the bundled
     /// `recipe.yaml` and in the values alike.
     pub nodes: Option<u32>,
+    /// `--registry-mirror`: image repositories in values moved there.
+    pub registry_mirror: Option<registry_mirror::RegistryMirror>,
 }
 
 /// The recipe made ready for a deployer.
@@ -231,12 +253,17 @@ pub fn prepare(
         });
     }
     let nodes = bundled.criteria.nodes;
-    let components = parallel::map(&jobs, |job| {
-        build_component(store, job, &opts.scheduling, nodes)
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    let components = parallel::map(&jobs, |job| build_component(store, job, opts, nodes))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
 
+    if let Some(m) = &opts.registry_mirror {
+        for c in &components {
+            if let Some(w) = registry.get(&c.name).and_then(|reg| m.warning(reg, c)) {
+                warnings.push(w);
+            }
+        }
+    }
     warnings.extend(registry_warnings(
         &registry,
         &bundled,
@@ -487,9 +514,10 @@ fn set_names(registry: &Registry) -> String {
 fn build_component(
     store: &DataStore,
     job: &Job,
-    scheduling: &Scheduling,
+    opts: &Options,
     nodes: u32,
 ) -> Result<Component, Error> {
+    let scheduling = &opts.scheduling;
     let Job { wave, r, reg, sets } = job;
     let location = locate(r, reg)?;
     let mut values = component_values(store, r)?;
@@ -497,6 +525,9 @@ fn build_component(
         a.apply(&mut values)?;
     }
     scheduling.apply(reg, nodes, &mut values)?;
+    if let Some(m) = &opts.registry_mirror {
+        m.rewrite_values(reg, &mut values)?;
+    }
     sort_keys(&mut values);
     let manifests = render_manifests(store, r, &location, &values)?;
     let Location {
@@ -521,6 +552,7 @@ fn build_component(
         values,
         manifests,
         readiness: reg.readiness.clone(),
+        vendored: None,
     })
 }
 

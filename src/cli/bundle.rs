@@ -36,7 +36,7 @@ pub struct BundleArgs {
     #[command(flatten)]
     pub data: DataArgs,
 
-    /// Bundle directory: created, or replaced when it holds an earlier bundle
+    /// Bundle directory: created, or replaced when it holds an earlier bundle; or oci://REGISTRY/REPOSITORY:TAG to push it as one OCI artifact
     #[arg(
         short = 'o',
         long,
@@ -115,6 +115,35 @@ pub struct BundleArgs {
     #[arg(long, value_name = "KEY=VALUE", help_heading = "Scheduling")]
     pub workload_selector: Vec<String>,
 
+    /// Pull each chart (helm pull, OCI included) into the bundle's charts/ so it installs with no access to chart repositories
+    #[arg(long, help_heading = "Air gap")]
+    pub vendor_charts: bool,
+
+    /// The helm binary for --vendor-charts [default: helm on PATH]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Air gap",
+        requires = "vendor_charts"
+    )]
+    pub helm: Option<PathBuf>,
+
+    /// Seconds one `helm pull` may take
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Air gap")]
+    pub helm_timeout: u64,
+
+    /// Rewrite image repositories in values to this mirror registry: HOST[:PORT][/PREFIX] (at the value paths the component registry names)
+    #[arg(long, value_name = "HOST/PREFIX", help_heading = "Air gap")]
+    pub registry_mirror: Option<String>,
+
+    /// Docker/Podman auth file with the registry's credentials for -o oci:// [default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub registry_auth: Option<PathBuf>,
+
+    /// Reach the registry of -o oci:// over plain HTTP (always so for one on 127.0.0.1, ::1 or localhost)
+    #[arg(long, help_heading = "Output")]
+    pub plain_http: bool,
+
     /// Check the bundle in DIR against its checksums.txt instead of bundling (same as `aicr verify DIR`)
     #[arg(long, value_name = "DIR")]
     pub verify: Option<PathBuf>,
@@ -142,6 +171,13 @@ struct Settings {
     deployer: Kind,
     git: GitSource,
     options: Options,
+    /// `--vendor-charts`: the helm that pulls the charts.
+    vendor: Option<crate::mirror::helm::Helm>,
+    /// `-o oci://...`: where to push, with the credentials found for it.
+    oci: Option<(
+        crate::bundler::oci::Target,
+        crate::bundler::oci::Credentials,
+    )>,
 }
 
 impl Settings {
@@ -224,14 +260,41 @@ impl Settings {
             )
             .into());
         }
-        if args.output.to_string_lossy().starts_with("oci://") {
-            return Err(UsageError(format!(
-                "-o {}: pushing a bundle to an OCI registry is not built in this version; write it to a directory and push that",
-                args.output.display()
-            ))
-            .into());
-        }
-        output::check_destination(&args.output).map_err(bundler::Error::from)?;
+        let out_text = args.output.to_string_lossy();
+        let oci = if out_text.starts_with("oci://") {
+            if args.force {
+                return Err(UsageError(
+                    "--force applies to a bundle directory; a push to oci:// replaces the tag"
+                        .into(),
+                )
+                .into());
+            }
+            let target = crate::bundler::oci::Target::parse(&out_text, args.plain_http, true)?;
+            let creds = crate::bundler::oci::credentials(
+                target.reference.registry(),
+                args.registry_auth.as_deref(),
+            )?;
+            Some((target, creds))
+        } else {
+            if args.registry_auth.is_some() || args.plain_http {
+                return Err(UsageError(
+                    "--registry-auth and --plain-http apply to -o oci://...; the bundle is written to a directory"
+                        .into(),
+                )
+                .into());
+            }
+            output::check_destination(&args.output).map_err(bundler::Error::from)?;
+            None
+        };
+        let vendor = if args.vendor_charts {
+            Some(crate::mirror::helm::Helm::find(
+                args.helm.as_deref(),
+                std::time::Duration::from_secs(args.helm_timeout),
+                "vendor the charts (--vendor-charts)",
+            )?)
+        } else {
+            None
+        };
         let source = match &args.recipe {
             Some(path) => {
                 super::configmap::check_input(path)?;
@@ -258,7 +321,14 @@ impl Settings {
                 sets,
                 scheduling,
                 nodes,
+                registry_mirror: args
+                    .registry_mirror
+                    .as_deref()
+                    .map(bundler::registry_mirror::RegistryMirror::parse)
+                    .transpose()?,
             },
+            vendor,
+            oci,
         })
     }
 }
@@ -285,9 +355,30 @@ pub fn run(args: BundleArgs, sources: &super::config::Sources) -> Result<ExitSta
             recipe
         }
     };
-    let prepared = bundler::prepare(store, &recipe, &settings.options)?;
+    let mut prepared = bundler::prepare(store, &recipe, &settings.options)?;
+    let mut charts = bundler::Files::default();
+    if let Some(helm) = &settings.vendor {
+        let unpack = settings.deployer != Kind::Helm;
+        bundler::vendor::vendor(&mut prepared.components, helm, unpack, &mut charts)?;
+    }
     let deployer = deployer::new(settings.deployer, settings.git.clone());
-    let files = deployer::assemble(&prepared, deployer.as_ref())?;
+    let files = deployer::assemble_with(&prepared, deployer.as_ref(), charts)?;
+    if let Some((target, creds)) = &settings.oci {
+        let digest = crate::bundler::oci::push(target, &files, creds, super::verify::OCI_TIMEOUT)?;
+        for w in prepared.warnings.iter().chain(deployer.warnings().iter()) {
+            tracing::warn!("{w}");
+        }
+        let summary = format!(
+            "Bundle pushed to {} ({digest}): {} components, {} files, {} deployer.\nTo check it: aicr verify {}@{digest}\n",
+            target.shown,
+            prepared.components.len(),
+            files.len(),
+            settings.deployer.name(),
+            target.shown.rsplit_once(':').map_or(target.shown.as_str(), |(repo, _)| repo),
+        );
+        super::emit(&serializer::Output::Stdout, &summary)?;
+        return Ok(ExitStatus::Success);
+    }
     let written =
         output::write(&settings.output, &files, settings.force).map_err(bundler::Error::from)?;
 

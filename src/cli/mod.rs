@@ -9,6 +9,7 @@ pub mod completion;
 pub mod config;
 pub mod configmap;
 pub mod diff;
+pub mod mirror;
 pub mod query;
 pub mod recipe;
 pub mod snapshot;
@@ -85,6 +86,8 @@ pub enum Command {
     Bundle(Box<bundle::BundleArgs>),
     /// Check a bundle directory against its checksums.txt
     Verify(verify::VerifyArgs),
+    /// Air-gap: list every chart and container image a recipe or bundle pulls
+    Mirror(mirror::MirrorArgs),
     /// Compare two snapshots or two recipes: changed, added and removed readings
     Diff(diff::DiffArgs),
     /// Print a shell completion script
@@ -124,6 +127,7 @@ pub fn run(cli: Cli, sources: &config::Sources) -> Result<ExitStatus> {
         Command::Validate(args) => validate::run(args, sources),
         Command::Bundle(args) => bundle::run(*args, sources),
         Command::Verify(args) => verify::run(args),
+        Command::Mirror(args) => mirror::run(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `aicr verify DIR`: checks a bundle against its `checksums.txt` and lists
-//! missing, changed and extra files. Findings exit 1.
+//! missing, changed and extra files; `aicr verify oci://...` pulls an OCI
+//! bundle and checks it the same way (see `bundler::oci`). Findings exit 1.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use crate::error::{Class, Error, Result};
 use clap::{Args, ValueEnum};
 
 use super::ExitStatus;
-use crate::bundler::checksum;
+use crate::bundler::{checksum, oci};
 use crate::serializer::{self, Output};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -19,9 +20,17 @@ pub enum VerifyFormat {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle directory
+    /// The bundle directory, or an OCI bundle: oci://REGISTRY/REPOSITORY:TAG (or @sha256:DIGEST)
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+
+    /// Docker/Podman auth file with the registry's credentials [default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE", help_heading = "OCI")]
+    pub registry_auth: Option<PathBuf>,
+
+    /// Reach the registry over plain HTTP (always so for one on 127.0.0.1, ::1 or localhost)
+    #[arg(long, help_heading = "OCI")]
+    pub plain_http: bool,
 
     /// Report format
     #[arg(
@@ -35,12 +44,68 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitStatus> {
+    let text = args.dir.to_string_lossy();
+    if text.starts_with("oci://") {
+        let target = oci::Target::parse(&text, args.plain_http, false)?;
+        let creds = oci::credentials(target.reference.registry(), args.registry_auth.as_deref())?;
+        return check_oci(&target, &creds, args.format);
+    }
+    if args.registry_auth.is_some() || args.plain_http {
+        return Err(crate::error::UsageError(
+            "--registry-auth and --plain-http apply to an OCI bundle (oci://...), not a directory"
+                .into(),
+        )
+        .into());
+    }
     check(&args.dir, args.format)
 }
 
+/// Pulls an OCI bundle into a temporary directory and verifies it: every
+/// blob against its digest, the files against `checksums.txt`, and
+/// `checksums.txt` against the manifest's annotation.
+fn check_oci(
+    target: &oci::Target,
+    creds: &oci::Credentials,
+    format: VerifyFormat,
+) -> Result<ExitStatus> {
+    let temp = tempfile::Builder::new()
+        .prefix("aicr-verify-")
+        .tempdir()
+        .map_err(|e| Error::new(Class::Internal, e))?;
+    let pulled = oci::pull(target, creds, temp.path(), OCI_TIMEOUT)?;
+    tracing::info!("pulled {} ({})", target.shown, pulled.digest);
+    let mut report = checksum::verify(temp.path())?;
+    for t in &pulled.tampered {
+        report.missing.retain(|m| m != t);
+        if !report.changed.contains(t) {
+            report.changed.push(t.clone());
+        }
+    }
+    report.changed.sort();
+    let on_disk = std::fs::read_to_string(temp.path().join(crate::bundler::output::MARKER))
+        .unwrap_or_default();
+    if checksum::parse(&on_disk, crate::bundler::output::MARKER).ok() != Some(pulled.checksums) {
+        report.changed.push(format!(
+            "{} (differs from the manifest's {} annotation)",
+            crate::bundler::output::MARKER,
+            oci::CHECKSUMS_ANNOTATION
+        ));
+    }
+    report.verified =
+        report.missing.is_empty() && report.changed.is_empty() && report.extra.is_empty();
+    emit(&report, format)
+}
+
+/// How long a pull or push of an OCI bundle may take.
+pub const OCI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub fn check(dir: &Path, format: VerifyFormat) -> Result<ExitStatus> {
     let report = checksum::verify(dir)?;
-    let value = || serde_json::to_value(&report).map_err(|e| Error::new(Class::Internal, e));
+    emit(&report, format)
+}
+
+fn emit(report: &checksum::Report, format: VerifyFormat) -> Result<ExitStatus> {
+    let value = || serde_json::to_value(report).map_err(|e| Error::new(Class::Internal, e));
     let text = match format {
         VerifyFormat::Json => serializer::to_json(&value()?),
         VerifyFormat::Yaml => serializer::yaml::to_string(&value()?),

@@ -1,7 +1,9 @@
 //! The Argo CD deployer: `app-of-apps.yaml` and one `Application` per
 //! component with its sync wave from the deployment order. A chart component
 //! is multi-source: the chart, the bundle repository as `$values` for its
-//! values.yaml, and its manifests directory when it has manifests. A
+//! values.yaml, and its manifests directory when it has manifests; a chart
+//! vendored with `--vendor-charts` comes from its path in the bundle
+//! repository instead of its chart repository. A
 //! manifest-only component is a plain directory Application. Applications
 //! are built as data and written with the one YAML emitter, so every
 //! string is quoted where YAML needs it.
@@ -39,16 +41,28 @@ impl ArgoCd {
                     Source::Oci(u) => u.trim_start_matches("oci://").to_string(),
                     _ => c.source_url().to_string(),
                 };
-                let mut sources = vec![
-                    json!({
+                let helm = json!({
+                    "releaseName": c.name,
+                    "valueFiles": [format!("$values/{}/values.yaml", c.name)],
+                });
+                let chart_source = match &c.vendored {
+                    // `--vendor-charts`: the unpacked chart in the bundle's
+                    // own repository; no chart repository is reached.
+                    Some(path) => json!({
+                        "repoURL": git.repo,
+                        "targetRevision": git.revision.name(),
+                        "path": path,
+                        "helm": helm,
+                    }),
+                    None => json!({
                         "repoURL": repo_url,
                         "chart": c.chart,
                         "targetRevision": c.version,
-                        "helm": {
-                            "releaseName": c.name,
-                            "valueFiles": [format!("$values/{}/values.yaml", c.name)],
-                        },
+                        "helm": helm,
                     }),
+                };
+                let mut sources = vec![
+                    chart_source,
                     json!({
                         "repoURL": git.repo,
                         "targetRevision": git.revision.name(),

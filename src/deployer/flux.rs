@@ -4,6 +4,8 @@
 //! manifests a Flux `Kustomization` that applies its `manifests/` directory
 //! from the bundle's Git repository; and a root `kustomization.yaml` listing
 //! them all, for `kubectl apply -k` or a Flux Kustomization at the root.
+//! A chart vendored with `--vendor-charts` has no repository object: its
+//! HelmRelease installs it from its path in the bundle's `GitRepository`.
 
 use serde_json::{json, Value};
 
@@ -24,6 +26,10 @@ fn meta(name: &str) -> Value {
 
 impl Flux {
     fn source(&self, c: &Component) -> Option<(String, Value)> {
+        if c.vendored.is_some() {
+            // Installed from the bundle's GitRepository.
+            return None;
+        }
         match &c.source {
             Source::Repo(url) => Some((
                 "helmrepository.yaml".into(),
@@ -65,6 +71,13 @@ impl Flux {
             "upgrade": {"remediation": {"retries": 3}},
         });
         match &c.source {
+            _ if c.vendored.is_some() => {
+                spec["chart"] = json!({"spec": {
+                    "chart": format!("./{}", c.vendored.as_deref().unwrap_or_default()),
+                    "sourceRef": {"kind": "GitRepository", "name": GIT_SOURCE},
+                    "interval": "1h",
+                }});
+            }
             Source::Oci(_) => {
                 spec["chartRef"] = json!({"kind": "OCIRepository", "name": c.name});
             }
@@ -129,10 +142,12 @@ impl Deployer for Flux {
         let mut resources = Vec::new();
         let mut namespaces: Vec<&str> = Vec::new();
         for c in &b.components {
-            if let Some((file, doc)) = self.source(c) {
-                let path = format!("{}/{file}", c.name);
-                files.add(path.clone(), yaml::to_string(&doc));
-                resources.push(path);
+            if c.source != Source::Manifests {
+                if let Some((file, doc)) = self.source(c) {
+                    let path = format!("{}/{file}", c.name);
+                    files.add(path.clone(), yaml::to_string(&doc));
+                    resources.push(path);
+                }
                 let path = format!("{}/helmrelease.yaml", c.name);
                 files.add(path.clone(), yaml::to_string(&self.release(c, b)));
                 resources.push(path);
@@ -146,7 +161,10 @@ impl Deployer for Flux {
                 }
             }
         }
-        if b.components.iter().any(|c| !c.manifests.is_empty()) {
+        if b.components
+            .iter()
+            .any(|c| !c.manifests.is_empty() || c.vendored.is_some())
+        {
             let git = json!({
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
                 "kind": "GitRepository",

@@ -9,7 +9,9 @@
 //! `manifests/` directory as a local chart (helmfile turns a directory of
 //! plain manifests into a chart). An asynchronous component (registry
 //! readiness `async: true`) is installed without waiting, and `postsync`
-//! hooks await its declared readiness with kubectl.
+//! hooks await its declared readiness with kubectl. A chart vendored with
+//! `--vendor-charts` is a local chart (`./charts/<component>`) with no
+//! repository.
 
 use serde_json::{json, Value};
 
@@ -52,7 +54,12 @@ impl Deployer for Helmfile {
 
 /// The whole `helmfile.yaml` document.
 pub fn helmfile(b: &Prepared) -> Value {
-    let repositories: Vec<Value> = b.components.iter().filter_map(repository).collect();
+    let repositories: Vec<Value> = b
+        .components
+        .iter()
+        .filter(|c| c.vendored.is_none())
+        .filter_map(repository)
+        .collect();
     let mut releases = Vec::new();
     let mut previous: Option<&Component> = None;
     for c in &b.components {
@@ -97,6 +104,12 @@ fn release(c: &Component, previous: Option<&Component>, b: &Prepared) -> Value {
         "labels": {"component": c.name},
     });
     match &c.source {
+        // A chart vendored with --vendor-charts installs from the bundle.
+        Source::Repo(_) | Source::Oci(_) if c.vendored.is_some() => {
+            let path = c.vendored.as_deref().unwrap_or_default();
+            r["chart"] = json!(format!("./{path}"));
+            r["values"] = json!([format!("{}/values.yaml", c.name)]);
+        }
         Source::Repo(_) | Source::Oci(_) => {
             r["chart"] = json!(format!("{}/{}", c.name, c.chart));
             r["version"] = json!(c.version);

@@ -163,7 +163,16 @@ pub fn new(kind: Kind, git: GitSource) -> Box<dyn Deployer> {
 /// `README.md`; the deployer's files; root `README.md`, `recipe.yaml` and
 /// `checksums.txt` (covering every other file).
 pub fn assemble(b: &Prepared, d: &dyn Deployer) -> Result<Files, bundler::Error> {
-    let mut files = Files::default();
+    assemble_with(b, d, Files::default())
+}
+
+/// [`assemble`], starting from `files` (the charts `--vendor-charts`
+/// pulled), which `checksums.txt` covers too.
+pub fn assemble_with(
+    b: &Prepared,
+    d: &dyn Deployer,
+    mut files: Files,
+) -> Result<Files, bundler::Error> {
     for c in &b.components {
         files.add(format!("{}/values.yaml", c.name), bundler::values_yaml(c));
         for m in &c.manifests {
@@ -194,6 +203,10 @@ pub fn assemble(b: &Prepared, d: &dyn Deployer) -> Result<Files, bundler::Error>
 /// The Helm command line pieces of a chart component: the chart reference
 /// and, for a classic repository, `--repo`.
 pub fn chart_ref(c: &Component) -> (String, Option<String>) {
+    if let Some(path) = &c.vendored {
+        // `bundle --vendor-charts`: relative to the bundle directory.
+        return (path.clone(), None);
+    }
     match &c.source {
         Source::Repo(url) => (c.chart.clone(), Some(url.clone())),
         Source::Oci(url) => (format!("{url}/{}", c.chart), None),
@@ -243,6 +256,7 @@ pub fn component_context(c: &Component, kind: Kind) -> Value {
         "source": c.source_url(),
         "manifest_only": c.source == Source::Manifests,
         "oci": matches!(c.source, Source::Oci(_)),
+        "vendored": c.vendored.is_some(),
         "dependencies": c.dependencies,
         "wave": c.wave,
         "manifests": c.manifests.iter().map(|m| json!({

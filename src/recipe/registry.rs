@@ -49,6 +49,20 @@ pub struct RegistryComponent {
     /// `aicr validate --phase deployment`.
     #[serde(default)]
     pub readiness: Option<Readiness>,
+    /// Where the component's values name container images, for
+    /// `bundle --registry-mirror`.
+    #[serde(default)]
+    pub images: Option<ImageValues>,
+}
+
+/// The value paths that hold a component's image repositories (a registry
+/// host and path, with or without a tag), rewritten by
+/// `bundle --registry-mirror`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageValues {
+    #[serde(default)]
+    pub repository_paths: Vec<String>,
 }
 
 /// A component's readiness declaration: the objects whose state says it is

@@ -204,6 +204,14 @@ pub fn command() -> Command {
 }
 
 fn without_empty_env(cmd: Command) -> Command {
+    // The tree is walked only when some variable is set and empty.
+    if !std::env::vars_os().any(|(_, v)| v.is_empty()) {
+        return cmd;
+    }
+    strip_empty_env(cmd)
+}
+
+fn strip_empty_env(cmd: Command) -> Command {
     cmd.mut_args(|a| {
         let empty = a
             .get_env()
@@ -215,22 +223,24 @@ fn without_empty_env(cmd: Command) -> Command {
             a
         }
     })
-    .mut_subcommands(without_empty_env)
+    .mut_subcommands(strip_empty_env)
 }
 
 /// Parses `argv`, reads the configuration file, and lays it under the
 /// command line and the environment.
 pub fn parse(argv: Vec<OsString>) -> std::result::Result<Parsed, ParseFailure> {
-    let cmd = command();
+    // Parsing builds only the commands on its path; the whole tree is
+    // built when a configuration file is read (see `load`), so a run
+    // without one pays for its own command alone.
+    let mut cmd = without_empty_env(Cli::command());
     let matches = cmd
-        .clone()
-        .try_get_matches_from(&argv)
+        .try_get_matches_from_mut(&argv)
         .map_err(ParseFailure::Usage)?;
     let debug = matches.get_flag("debug");
     let json = matches.get_flag("log_json");
     let fail = |error| ParseFailure::Config { error, debug, json };
     let state = locate(&matches, &ProcessEnv);
-    let state = load(state, &cmd).map_err(fail)?;
+    let state = load(state, &mut cmd).map_err(fail)?;
     let layered = layer::layer(&cmd, &argv, matches, state.file.as_ref(), false).map_err(fail)?;
     let cli = Cli::from_arg_matches(&layered.matches).map_err(ParseFailure::Usage)?;
     Ok(Parsed {
@@ -289,7 +299,7 @@ pub fn default_path(env: &dyn LocationEnv) -> Option<PathBuf> {
 
 /// Reads and checks the file; a file missing at the default location is
 /// no file, one named by `--config` or `AICR_CONFIG` is an error (exit 3).
-fn load(mut state: FileState, cmd: &Command) -> Result<FileState> {
+fn load(mut state: FileState, cmd: &mut Command) -> Result<FileState> {
     let Some(path) = state.path.clone() else {
         return Ok(state);
     };
@@ -308,6 +318,7 @@ fn load(mut state: FileState, cmd: &Command) -> Result<FileState> {
         }
         r => r?,
     };
+    cmd.build();
     state.file = Some(ConfigFile::parse(cmd, &bytes, &path.display().to_string())?);
     Ok(state)
 }

@@ -43,7 +43,7 @@ test:
 
 test-all:
 	$(CARGO) fmt --check
-	$(CARGO) test --locked -- --include-ignored $(addprefix --skip ,$(GPU_TESTS) $(HELMFILE_TESTS) $(SKIP_TESTS))
+	$(CARGO) test --locked --no-fail-fast -- --include-ignored $(addprefix --skip ,$(GPU_TESTS) $(HELMFILE_TESTS) $(SKIP_TESTS))
 
 test-gpu:
 	$(CARGO) test --locked -- --ignored $(GPU_TESTS)

@@ -6,6 +6,7 @@
 //! unavailable (exit 6), one that runs past its deadline a timeout (exit 5),
 //! a chart helm cannot fetch or render unavailable (exit 6).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,24 @@ pub enum ChartSource<'a> {
     Oci(String),
     /// A chart archive or directory on disk.
     Local(&'a Path),
+}
+
+impl<'a> ChartSource<'a> {
+    /// The chart's arguments to helm: `CHART --repo URL`, the OCI
+    /// reference (with `--plain-http` for a registry on this machine), or
+    /// the path of a local chart.
+    fn args(&self) -> Vec<Cow<'_, str>> {
+        match self {
+            ChartSource::Repo { url, chart } => {
+                vec![(*chart).into(), "--repo".into(), (*url).into()]
+            }
+            ChartSource::Oci(r) => std::iter::once(r.as_str())
+                .chain(plain_http_args(r).iter().copied())
+                .map(Cow::from)
+                .collect(),
+            ChartSource::Local(p) => vec![p.to_string_lossy()],
+        }
+    }
 }
 
 /// `--plain-http` for a chart in an OCI registry on this machine
@@ -133,21 +152,9 @@ impl Helm {
         values_file: &Path,
     ) -> Result<String, Error> {
         let values = values_file.to_string_lossy();
+        let chart = source.args();
         let mut args = vec!["template", release];
-        let oci;
-        let local;
-        match source {
-            ChartSource::Repo { url, chart } => args.extend([*chart, "--repo", url]),
-            ChartSource::Oci(r) => {
-                oci = r.clone();
-                args.push(&oci);
-                args.extend(plain_http_args(r));
-            }
-            ChartSource::Local(p) => {
-                local = p.to_string_lossy();
-                args.push(&local);
-            }
-        }
+        args.extend(chart.iter().map(AsRef::as_ref));
         if !matches!(source, ChartSource::Local(_)) {
             args.extend(["--version", version]);
         }
@@ -168,22 +175,15 @@ impl Helm {
     ) -> Result<PathBuf, Error> {
         let what = format!("pulling the chart of {component}");
         let dest_s = dest.to_string_lossy();
-        let mut args = vec!["pull"];
-        let oci;
-        match source {
-            ChartSource::Repo { url, chart } => args.extend([*chart, "--repo", url]),
-            ChartSource::Oci(r) => {
-                oci = r.clone();
-                args.push(&oci);
-                args.extend(plain_http_args(r));
-            }
-            ChartSource::Local(_) => {
-                return Err(Error::Output {
-                    what,
-                    reason: "a local chart is not pulled".into(),
-                })
-            }
+        if let ChartSource::Local(_) = source {
+            return Err(Error::Output {
+                what,
+                reason: "a local chart is not pulled".into(),
+            });
         }
+        let chart = source.args();
+        let mut args = vec!["pull"];
+        args.extend(chart.iter().map(AsRef::as_ref));
         args.extend(["--version", version]);
         if untar {
             args.extend(["--untar", "--untardir", &dest_s]);

@@ -578,15 +578,7 @@ fn vendored_gitops_objects_pass_strict_field_validation() {
     for (file, resource) in GITOPS_CRDS {
         let text = std::fs::read_to_string(common::fixture("crds").join(file)).unwrap();
         c.kubectl(&["create", "-f", "-"], Some(&text));
-        c.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=30s",
-                &format!("crd/{resource}"),
-            ],
-            None,
-        );
+        c.wait_crd_served(resource);
     }
     for ns in ["argocd", "flux-system"] {
         c.kubectl(&["create", "namespace", ns], None);

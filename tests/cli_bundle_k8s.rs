@@ -101,13 +101,7 @@ impl Cluster {
     fn crd(&self, file: &str, resource: &str) {
         let text = std::fs::read_to_string(fixture("crds").join(file)).unwrap();
         self.kubectl(&["create", "-f", "-"], Some(&text));
-        for _ in 0..100 {
-            if self.try_kubectl(&["get", resource, "-A"], "").0 {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("{resource} is not served");
+        self.wait_crd_served(resource);
     }
 
     fn fixture_crds(&self) {
@@ -207,15 +201,7 @@ fn bundle_crds(c: &Cluster, docs: &[Doc]) -> (Vec<String>, Vec<String>) {
         }
     }
     for crd in &crds {
-        c.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=30s",
-                &format!("crd/{crd}"),
-            ],
-            None,
-        );
+        c.wait_crd_served(crd);
     }
     (crds, too_new)
 }
@@ -640,32 +626,7 @@ spec:
 fn deploy_and_undeploy_scripts_run_against_the_cluster() {
     let c = cluster();
     c.kubectl(&["create", "-f", "-"], Some(SKYHOOK_CRD));
-    c.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/skyhooks.skyhook.nvidia.com",
-        ],
-        None,
-    );
-    // Established is not yet served: under load, discovery lags behind, and
-    // a kubectl apply of a Skyhook then fails with "no matches for kind"
-    // (this test was flaky so). Wait until a list of them answers.
-    let mut served = false;
-    for _ in 0..300 {
-        if c.try_kubectl(&["get", "skyhooks.skyhook.nvidia.com", "-A"], "")
-            .0
-        {
-            served = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(
-        served,
-        "skyhooks.skyhook.nvidia.com is not served after 30 s"
-    );
+    c.wait_crd_served("skyhooks.skyhook.nvidia.com");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     bundle(&dir, &words(EKS_H100_TRAINING));

@@ -14,6 +14,13 @@ pass=0 fail=0
 ok()  { pass=$((pass+1)); echo "PASS $1"; }
 bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "     ${2:0:600}"; }
 check() { local name=$1 out; shift; if out=$("$@" 2>&1); then ok "$name"; else bad "$name" "$out"; fi; }
+# retry SECS COMMAND...: re-runs COMMAND until it succeeds or SECS pass.
+# `kubectl wait --for=condition=X` fails at once ("accessor error: <nil>")
+# when it reads an object whose conditions the server has not written yet.
+retry() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ "$SECONDS" -ge "$end" ] && return 1; sleep 0.2; done
+}
 expect_refused() {  # expect_refused NAME PATTERN COMMAND...: fails, saying PATTERN
   local name=$1 pat=$2 out; shift 2
   if out=$("$@" 2>&1); then bad "$name" "accepted: $out"
@@ -56,7 +63,7 @@ spec:
               min: {type: integer}
               max: {type: integer}
 EOF
-check "CRD established" $K wait --for=condition=Established --timeout=30s "crd/gadgets.$GROUP"
+check "CRD established" retry 30 $K wait --for=condition=Established --timeout=30s "crd/gadgets.$GROUP"
 expect_refused "CEL rule refuses a bad custom resource" "min must be <= max" \
   $K -n "$NS" create -f - <<<"{\"apiVersion\":\"$GROUP/v1\",\"kind\":\"Gadget\",\"metadata\":{\"name\":\"g1\"},\"spec\":{\"min\":5,\"max\":1}}"
 
@@ -77,7 +84,7 @@ metadata:
 spec:
   taints: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]
 EOF
-check "kwok node Ready" $K wait --for=condition=Ready --timeout=60s "node/$NODE"
+check "kwok node Ready" retry 60 $K wait --for=condition=Ready --timeout=60s "node/$NODE"
 check "Job" $K -n "$NS" apply -f - <<EOF
 apiVersion: batch/v1
 kind: Job
@@ -91,7 +98,7 @@ spec:
       tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
       containers: [{name: c, image: busybox, command: ["true"]}]
 EOF
-check "Job complete" $K -n "$NS" wait --for=condition=Complete --timeout=90s job/j1
+check "Job complete" retry 90 $K -n "$NS" wait --for=condition=Complete --timeout=90s job/j1
 node=$($K -n "$NS" get pods -l job-name=j1 -o jsonpath='{.items[0].spec.nodeName}' 2>&1)
 [ "$node" = "$NODE" ] && ok "the Job's pod was scheduled onto the kwok node" || bad "the Job's pod was scheduled onto the kwok node" "nodeName: $node"
 phase=$($K -n "$NS" get pods -l job-name=j1 -o jsonpath='{.items[0].status.phase}' 2>&1)

@@ -159,6 +159,39 @@ impl Cluster {
         )
     }
 
+    /// Waits until the CRD `plural.group` is Established and its resource
+    /// answers a list. `kubectl wait --for=condition=Established` is not
+    /// enough: it fails at once ("accessor error: <nil>") when it reads the
+    /// CRD before the server has written any condition, and under load
+    /// discovery serves the new kind a moment after Established.
+    pub fn wait_crd_served(&self, crd: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            let (ok, out) = self.try_kubectl(
+                &[
+                    "get",
+                    "crd",
+                    crd,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+                ],
+                "",
+            );
+            if ok && out.starts_with("True") {
+                let (ok, out) = self.try_kubectl(&["get", crd, "-A"], "");
+                if ok {
+                    return;
+                }
+                last = out;
+            } else {
+                last = out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("CRD {crd} is not Established and served after 60 s: {last}");
+    }
+
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
         use std::io::Write;
         let mut cmd = Command::new(&self.kubectl);

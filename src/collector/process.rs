@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// The most a program may print on stdout.
 pub const MAX_STDOUT: usize = 16 << 20;
 /// How much of a program's stderr is kept for an error message.
-const STDERR_KEPT: usize = 2048;
+pub const STDERR_KEPT: usize = 2048;
 
 /// Process groups of the programs running now.
 static RUNNING: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
@@ -72,18 +72,93 @@ struct Overflow;
 
 enum Stream {
     Out(Result<Vec<u8>, Overflow>),
-    Err(String),
+    Err(Stderr),
 }
 
 /// Runs `program args` and returns its stdout; an error when it cannot
 /// start, fails, prints too much or is still running at `timeout`.
 pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<String, String> {
+    let shown = program.display();
+    match run_with(program, args, None, timeout) {
+        Ok(out) => String::from_utf8(out.stdout)
+            .map_err(|_| format!("{shown} printed text that is not UTF-8")),
+        Err(Failure::Spawn(e)) => Err(format!(
+            "cannot run {shown}: {}",
+            super::rootfs::ReadError::from(e)
+        )),
+        Err(Failure::Timeout) => Err(format!(
+            "{shown} did not finish within {}",
+            humantime::format_duration(timeout)
+        )),
+        Err(Failure::Overflow) => Err(format!(
+            "{shown} printed more than {} MiB",
+            MAX_STDOUT >> 20
+        )),
+        Err(Failure::Exit { status, stderr, .. }) => Err(format!(
+            "{shown} {} failed ({status}): {}",
+            args.join(" "),
+            super::redact::text(stderr.head.trim())
+        )),
+        Err(Failure::Other(e)) => Err(e),
+    }
+}
+
+/// What a program wrote on stderr: its start, and its end when there was
+/// more (a failing program often says why last).
+#[derive(Debug, Default)]
+pub struct Stderr {
+    /// The first [`STDERR_KEPT`] bytes.
+    pub head: String,
+    /// The head and up to [`STDERR_KEPT`] bytes more: the rest, or its
+    /// last part after a line `…` when there was more.
+    pub text: String,
+}
+
+/// What a successful run printed.
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Stderr,
+}
+
+/// How a run went wrong, for callers that classify it.
+#[derive(Debug)]
+pub enum Failure {
+    /// The program could not be started (not there, not executable).
+    Spawn(std::io::Error),
+    /// Still running at the deadline: its group was killed and reaped.
+    Timeout,
+    /// It printed more than [`MAX_STDOUT`] on stdout.
+    Overflow,
+    /// It exited unsuccessfully (or was killed by a signal).
+    Exit {
+        status: std::process::ExitStatus,
+        /// Its stdout (capped), which some programs use for errors.
+        stdout: Vec<u8>,
+        stderr: Stderr,
+    },
+    /// Anything else (a thread that cannot start, a failed wait).
+    Other(String),
+}
+
+/// Runs `program args` with `input` written to its stdin (closed after;
+/// stdin is /dev/null without input) and returns what it printed.
+pub fn run_with(
+    program: &Path,
+    args: &[&str],
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Output, Failure> {
     let started = Instant::now();
     let deadline = started.checked_add(timeout).unwrap_or(started);
     let shown = program.display();
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -95,10 +170,18 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<String, S
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {shown}: {}", super::rootfs::ReadError::from(e)))?;
+    let child = cmd.spawn().map_err(Failure::Spawn)?;
     let mut guard = Guard::new(child);
+    if let (Some(mut stdin), Some(input)) = (guard.child.stdin.take(), input) {
+        // In a thread: a program that never reads its input must not
+        // block us past the deadline. A program that exits without reading
+        // it all breaks the pipe, which is its business.
+        spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        })
+        .map_err(Failure::Other)?;
+    }
     let (tx, rx) = mpsc::channel();
     if let Some(mut out) = guard.child.stdout.take() {
         let tx = tx.clone();
@@ -115,70 +198,81 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<String, S
                 // Keep the pipe empty until the program is killed.
                 let _ = std::io::copy(&mut out, &mut std::io::sink());
             }
-        })?;
+        })
+        .map_err(Failure::Other)?;
     }
     if let Some(mut err) = guard.child.stderr.take() {
         let tx = tx.clone();
         spawn(move || {
             // Drained to the end, so a chatty program never blocks on a
-            // full pipe; only the first part is kept.
-            let mut kept = Vec::new();
+            // full pipe; only the start and the end are kept.
+            let mut head = Vec::new();
+            let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+            let mut cut = false;
             let mut chunk = [0u8; 8192];
             loop {
                 match err.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => {
-                        let room = STDERR_KEPT.saturating_sub(kept.len()).min(n);
-                        kept.extend_from_slice(&chunk[..room]);
+                        let room = STDERR_KEPT.saturating_sub(head.len()).min(n);
+                        head.extend_from_slice(&chunk[..room]);
+                        tail.extend(&chunk[room..n]);
+                        while tail.len() > STDERR_KEPT {
+                            tail.pop_front();
+                            cut = true;
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,
                 }
             }
-            let _ = tx.send(Stream::Err(String::from_utf8_lossy(&kept).into_owned()));
-        })?;
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let tail: Vec<u8> = tail.into_iter().collect();
+            let tail = String::from_utf8_lossy(&tail);
+            let text = if cut {
+                format!("{head}\n…\n{tail}")
+            } else {
+                format!("{head}{tail}")
+            };
+            let stderr = Stderr { head, text };
+            let _ = tx.send(Stream::Err(stderr));
+        })
+        .map_err(Failure::Other)?;
     }
     drop(tx);
-    let too_late = || {
-        format!(
-            "{shown} did not finish within {}",
-            humantime::format_duration(timeout)
-        )
-    };
-    let (mut stdout, mut stderr) = (None, String::new());
+    let (mut stdout, mut stderr) = (None, Stderr::default());
+    let mut overflow = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(Stream::Out(Ok(out))) => stdout = Some(out),
-            Ok(Stream::Out(Err(Overflow))) => {
-                return Err(format!(
-                    "{shown} printed more than {} MiB",
-                    MAX_STDOUT >> 20
-                ))
-            }
+            Ok(Stream::Out(Err(Overflow))) => overflow = true,
             Ok(Stream::Err(e)) => stderr = e,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Err(too_late()),
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(Failure::Timeout),
+        }
+        if overflow {
+            return Err(Failure::Overflow);
         }
     }
     let status = loop {
         match guard.child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => return Err(too_late()),
+            Ok(None) if Instant::now() >= deadline => return Err(Failure::Timeout),
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("waiting for {shown}: {e}")),
+            Err(e) => return Err(Failure::Other(format!("waiting for {shown}: {e}"))),
         }
     };
     drop(guard);
+    let stdout = stdout.unwrap_or_default();
     if !status.success() {
-        return Err(format!(
-            "{shown} {} failed ({status}): {}",
-            args.join(" "),
-            super::redact::text(stderr.trim())
-        ));
+        return Err(Failure::Exit {
+            status,
+            stdout,
+            stderr,
+        });
     }
-    String::from_utf8(stdout.unwrap_or_default())
-        .map_err(|_| format!("{shown} printed text that is not UTF-8"))
+    Ok(Output { stdout, stderr })
 }
 
 fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
@@ -265,6 +359,47 @@ mod tests {
         );
         assert!(!err.contains("hunter2"));
         assert!(err.len() < STDERR_KEPT + 200, "{}", err.len());
+    }
+
+    #[test]
+    fn input_reaches_the_program_and_a_failure_keeps_stdout_and_the_end_of_stderr() {
+        let (_d, p) = script(
+            "read -r x; echo \"got $x\"; head -c 10000 /dev/zero | tr '\\0' y >&2; echo 'the reason' >&2; exit 4",
+        );
+        let mut got = run_with(&p, &[], Some(b"abc".to_vec()), Duration::from_secs(20));
+        for _ in 0..40 {
+            match &got {
+                Err(Failure::Spawn(e)) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    got = run_with(&p, &[], Some(b"abc".to_vec()), Duration::from_secs(20));
+                }
+                _ => break,
+            }
+        }
+        let Err(Failure::Exit {
+            status,
+            stdout,
+            stderr,
+        }) = got
+        else {
+            panic!("{got:?}");
+        };
+        assert_eq!(status.code(), Some(4));
+        assert_eq!(stdout, b"got abc\n");
+        assert_eq!(stderr.head, "y".repeat(STDERR_KEPT));
+        assert!(stderr.text.ends_with("yythe reason\n"));
+        assert!(stderr.text.contains("\n…\n"));
+        assert!(stderr.text.len() < 2 * STDERR_KEPT + 10);
+        let missing = run_with(
+            Path::new("/nonexistent/prog"),
+            &[],
+            None,
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(&missing, Err(Failure::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound),
+            "{missing:?}"
+        );
     }
 
     #[test]

@@ -11,24 +11,25 @@
 //! registry's storage is a finding, named by its path), and the pulled files
 //! against `checksums.txt`, which must equal the annotation.
 //!
-//! Credentials come from the Docker/Podman auth files (`--registry-auth
-//! FILE`, else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
-//! `~/.docker/config.json`: the first that names the registry), never from
-//! the command line. Plain HTTP is used for a registry on this machine
-//! (127.0.0.1, ::1, localhost), or anywhere with `--plain-http`.
+//! Credentials come from the Docker/Podman auth files and the credential
+//! helpers they name ([`auth`]), never from the command line. Plain HTTP
+//! is used for a registry on this machine (127.0.0.1, ::1, localhost), or
+//! anywhere with `--plain-http`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciImageManifest;
-use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::output::{Files, MARKER};
 use crate::error::{Class, Classify};
+
+pub mod auth;
+pub use auth::{credentials, Credentials};
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.nvidia.aicr.bundle.v1";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.nvidia.aicr.bundle.config.v1+json";
@@ -37,8 +38,6 @@ pub const CHECKSUMS_ANNOTATION: &str = "com.nvidia.aicr.bundle.checksums";
 pub const RECIPE_ANNOTATION: &str = "com.nvidia.aicr.bundle.recipe";
 const TITLE: &str = "org.opencontainers.image.title";
 const EXECUTABLE: &str = "com.nvidia.aicr.bundle.executable";
-/// The most an auth file may hold.
-const AUTH_FILE_CAP: u64 = 1 << 20;
 /// The most one pulled file may hold.
 const BLOB_CAP: i64 = 64 << 20;
 
@@ -46,8 +45,8 @@ const BLOB_CAP: i64 = 64 << 20;
 pub enum Error {
     #[error("{reference}: {reason}")]
     BadReference { reference: String, reason: String },
-    #[error("{path}: {reason}")]
-    AuthFile { path: String, reason: String },
+    #[error(transparent)]
+    Auth(#[from] auth::Error),
     #[error("{reference}: the registry refused the credentials ({source_of}): {detail}")]
     Unauthorized {
         reference: String,
@@ -74,9 +73,8 @@ pub enum Error {
 impl Classify for Error {
     fn class(&self) -> Class {
         match self {
-            Error::BadReference { .. } | Error::AuthFile { .. } | Error::NotBundle { .. } => {
-                Class::InvalidInput
-            }
+            Error::BadReference { .. } | Error::NotBundle { .. } => Class::InvalidInput,
+            Error::Auth(e) => e.class(),
             Error::Unauthorized { .. } => Class::Unauthorized,
             Error::Registry { class, .. } => *class,
             Error::Timeout { .. } => Class::Timeout,
@@ -197,108 +195,6 @@ impl Target {
             _ => registry(Class::Unavailable),
         }
     }
-}
-
-/// Where credentials were found, for messages (never the secret).
-pub struct Credentials {
-    pub auth: RegistryAuth,
-    pub source: String,
-}
-
-/// The credentials for `registry`: from `explicit` (`--registry-auth`)
-/// only, when given; else the first of the usual auth files that names it;
-/// anonymous when none does.
-pub fn credentials(registry: &str, explicit: Option<&Path>) -> Result<Credentials, Error> {
-    let candidates: Vec<PathBuf> = match explicit {
-        Some(p) => vec![p.to_path_buf()],
-        None => {
-            let mut v = Vec::new();
-            if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
-                v.push(PathBuf::from(p));
-            }
-            if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
-                v.push(PathBuf::from(d).join("containers/auth.json"));
-            }
-            if let Some(h) = std::env::var_os("HOME") {
-                v.push(PathBuf::from(h).join(".docker/config.json"));
-            }
-            v
-        }
-    };
-    for path in candidates {
-        let shown = path.display().to_string();
-        let bad = |reason: String| Error::AuthFile {
-            path: shown.clone(),
-            reason,
-        };
-        let bytes = match read_capped(&path, AUTH_FILE_CAP) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => continue,
-            Err(io) => {
-                return Err(Error::Io {
-                    path: shown.clone(),
-                    io,
-                })
-            }
-        };
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("not a Docker/Podman auth file (JSON): {e}")))?;
-        let auths = v.get("auths").and_then(|a| a.as_object());
-        let entry = auths.and_then(|a| {
-            [
-                registry.to_string(),
-                format!("https://{registry}"),
-                format!("http://{registry}"),
-            ]
-            .iter()
-            .find_map(|k| a.get(k))
-        });
-        let Some(entry) = entry else {
-            if explicit.is_some() {
-                return Err(bad(format!(
-                    "has no credentials for {registry} (auths.\"{registry}\".auth)"
-                )));
-            }
-            continue;
-        };
-        let encoded = entry.get("auth").and_then(|a| a.as_str()).ok_or_else(|| {
-            bad(format!(
-                "the entry for {registry} has no \"auth\" (base64 of USER:PASSWORD); credential helpers are not supported"
-            ))
-        })?;
-        use base64::Engine;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| bad(format!("the \"auth\" of {registry} is not base64 text")))?;
-        let (user, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| bad(format!("the \"auth\" of {registry} is not USER:PASSWORD")))?;
-        return Ok(Credentials {
-            auth: RegistryAuth::Basic(user.to_string(), password.to_string()),
-            source: shown,
-        });
-    }
-    Ok(Credentials {
-        auth: RegistryAuth::Anonymous,
-        source: "no credentials".into(),
-    })
-}
-
-fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(cap + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} KiB", cap >> 10),
-        ));
-    }
-    Ok(bytes)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

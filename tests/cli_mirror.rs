@@ -325,7 +325,8 @@ fn helm_missing_too_slow_or_failing_is_reported_with_its_class() {
         stderr(&out)
     );
 
-    // helm fails: unavailable, with what helm said.
+    // helm fails saying nothing that tells why: unavailable, with what
+    // helm said (its `Error: ` prefix dropped).
     let failing = fake_helm(
         work.path(),
         "echo 'Error: looks like the repo is down' >&2; exit 1",
@@ -340,7 +341,9 @@ fn helm_missing_too_slow_or_failing_is_reported_with_its_class() {
     ]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("Error: looks like the repo is down"),
+        stderr(&out).contains(
+            "rendering the chart of aws-efa: helm failed (exit status: 1): looks like the repo is down"
+        ),
         "{}",
         stderr(&out)
     );

@@ -105,8 +105,10 @@ pub enum Error {
     Recipe(#[from] crate::recipe::Error),
     #[error(transparent)]
     Output(#[from] output::Error),
+    /// Not a `#[from]` (which makes it the source too, and the message
+    /// would say it twice): [`From`] is written out below.
     #[error("--vendor-charts: {0}")]
-    Helm(#[from] crate::mirror::helm::Error),
+    Helm(crate::mirror::helm::Error),
     #[error("--vendor-charts: component {component:?}: {reason}")]
     VendorChart { component: String, reason: String },
     #[error("--vendor-charts: component {component:?}: {path}: {io}")]
@@ -117,6 +119,12 @@ pub enum Error {
     },
     #[error("--registry-mirror {mirror:?}: {reason}")]
     Mirror { mirror: String, reason: String },
+}
+
+impl From<crate::mirror::helm::Error> for Error {
+    fn from(e: crate::mirror::helm::Error) -> Error {
+        Error::Helm(e)
+    }
 }
 
 impl Classify for Error {

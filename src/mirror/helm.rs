@@ -3,13 +3,20 @@
 //! deadline; the child runs in its own process group, is killed at the
 //! deadline and always reaped (through [`crate::collector::process::run`]).
 //! Its output is capped. Errors carry their class: a helm that is missing is
-//! unavailable (exit 6), one that runs past its deadline a timeout (exit 5),
-//! a chart helm cannot fetch or render unavailable (exit 6).
+//! unavailable (exit 6), one that runs past its deadline a timeout (exit 5).
+//! When helm fails, its stderr says why ([`classify`]): a chart that fails
+//! to render with the bundle's values is invalid input (exit 2), a chart or
+//! version the repository does not hold not found (3), credentials the
+//! repository refuses unauthorized (4), a repository that cannot be reached
+//! unavailable (6), as is any other failure; the message is helm's own,
+//! trimmed to its informative lines.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::collector::process::{self, Failure};
+use crate::collector::redact;
 use crate::error::{Class, Classify};
 
 /// How long one helm run may take unless `--helm-timeout` says otherwise.
@@ -27,7 +34,11 @@ pub enum Error {
     #[error("{what}: helm did not finish within {}s", .timeout.as_secs())]
     Timeout { what: String, timeout: Duration },
     #[error("{what}: {reason}")]
-    Failed { what: String, reason: String },
+    Failed {
+        what: String,
+        class: Class,
+        reason: String,
+    },
     #[error("{what}: {reason}")]
     Output { what: String, reason: String },
 }
@@ -35,7 +46,8 @@ pub enum Error {
 impl Classify for Error {
     fn class(&self) -> Class {
         match self {
-            Error::Missing { .. } | Error::Failed { .. } => Class::Unavailable,
+            Error::Missing { .. } => Class::Unavailable,
+            Error::Failed { class, .. } => *class,
             Error::Timeout { .. } => Class::Timeout,
             Error::Output { .. } => Class::InvalidInput,
         }
@@ -126,20 +138,37 @@ impl Helm {
     }
 
     fn run(&self, what: &str, args: &[&str]) -> Result<String, Error> {
-        let started = Instant::now();
-        crate::collector::process::run(&self.program, args, self.timeout).map_err(|reason| {
-            if started.elapsed() >= self.timeout {
-                Error::Timeout {
-                    what: what.to_string(),
-                    timeout: self.timeout,
-                }
-            } else {
-                Error::Failed {
-                    what: what.to_string(),
-                    reason,
-                }
+        let failed = |class, reason| Error::Failed {
+            what: what.to_string(),
+            class,
+            reason,
+        };
+        match process::run_with(&self.program, args, None, self.timeout) {
+            Ok(out) => String::from_utf8(out.stdout).map_err(|_| Error::Output {
+                what: what.to_string(),
+                reason: "helm printed text that is not UTF-8".into(),
+            }),
+            Err(Failure::Timeout) => Err(Error::Timeout {
+                what: what.to_string(),
+                timeout: self.timeout,
+            }),
+            Err(Failure::Spawn(e)) => Err(failed(
+                Class::Unavailable,
+                format!("cannot run {}: {e}", self.program.display()),
+            )),
+            Err(Failure::Overflow) => Err(failed(
+                Class::Unavailable,
+                format!("helm printed more than {} MiB", process::MAX_STDOUT >> 20),
+            )),
+            Err(Failure::Exit { status, stderr, .. }) => {
+                let said = informative(&redact::text(&stderr.text));
+                let (class, heading) = classify(&said);
+                let heading =
+                    heading.map_or_else(|| format!("helm failed ({status})"), String::from);
+                Err(failed(class, format!("{heading}: {said}")))
             }
-        })
+            Err(Failure::Other(reason)) => Err(failed(Class::Internal, reason)),
+        }
     }
 
     /// `helm template`: the chart rendered with `values_file`, as YAML text.
@@ -211,9 +240,142 @@ impl Helm {
     }
 }
 
+/// The lines of helm's stderr that say what went wrong: from its first
+/// `Error:` line on (warnings before it dropped), without the `Error: `
+/// prefix and helm's hint about `--debug`.
+fn informative(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("Error:"))
+        .unwrap_or(0);
+    let kept: Vec<&str> = lines[start..]
+        .iter()
+        .filter(|l| !l.starts_with("Use --debug flag"))
+        .map(|l| l.strip_prefix("Error: ").unwrap_or(l))
+        .collect();
+    if kept.is_empty() {
+        "helm said nothing on stderr".into()
+    } else {
+        kept.join("\n")
+    }
+}
+
+/// The class of a helm failure from what it said, and a heading for the
+/// message; `None` when nothing tells (unavailable). Checked in this
+/// order, so a template's own message (`fail "not found"`) stays a render
+/// failure and a refused connection is never read as a missing chart.
+pub fn classify(said: &str) -> (Class, Option<&'static str>) {
+    let text = said.to_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    // A status code as a word of its own, not a part of a port or digest.
+    let status = |code: &str| {
+        text.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == code)
+    };
+    if has(&[
+        "execution error at (",
+        "parse error at (",
+        "yaml parse error on",
+        "values don't meet the specifications of the schema",
+        "error converting yaml to json",
+        "nil pointer evaluating",
+    ]) || text.starts_with("template: ")
+    {
+        return (
+            Class::InvalidInput,
+            Some("the chart fails to render with the bundle's values"),
+        );
+    }
+    if status("401")
+        || status("403")
+        || has(&[
+            "unauthorized",
+            "forbidden",
+            "authentication required",
+            "basic credential not found",
+            "access denied",
+            "denied:",
+        ])
+    {
+        return (
+            Class::Unauthorized,
+            Some("the chart repository refused the credentials"),
+        );
+    }
+    if status("429") || has(&["toomanyrequests", "too many requests"]) {
+        return (
+            Class::RateLimited,
+            Some("the chart repository asks to slow down"),
+        );
+    }
+    if has(&[
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "deadline exceeded",
+        "network is unreachable",
+        "no route to host",
+        "connection reset",
+        "tls handshake timeout",
+        "server misbehaving",
+    ]) {
+        return (
+            Class::Unavailable,
+            Some("the chart repository cannot be reached"),
+        );
+    }
+    if status("404") || has(&["not found", "no chart version found", "no chart name found"]) {
+        return (
+            Class::NotFound,
+            Some("the chart repository does not hold this chart or version"),
+        );
+    }
+    (Class::Unavailable, None)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::plain_http_args;
+    use super::*;
+
+    #[test]
+    fn helm_failures_are_classified_from_what_helm_said() {
+        // Messages of helm 4.1, as it printed them for the test charts.
+        for (stderr, class) in [
+            ("Error: execution error at (broken/templates/cm.yaml:1:35): boom\n\nUse --debug flag to render out invalid YAML\n", Class::InvalidInput),
+            ("Error: execution error at (b/templates/x.yaml:2:3): image not found\n", Class::InvalidInput),
+            ("Error: values don't meet the specifications of the schema(s) in the following chart(s):\nbroken:\n- at '/mode': got number, want string\n", Class::InvalidInput),
+            ("Error: template: b/templates/x.yaml:3:14: executing \"b/templates/x.yaml\" at <.Values.a.b>: nil pointer evaluating interface {}.b\n", Class::InvalidInput),
+            ("Error: chart \"broken\" version \"9.9.9\" not found in http://127.0.0.1:38123 repository\n", Class::NotFound),
+            ("Error: looks like \"http://127.0.0.1:38123/sub\" is not a valid chart repository or cannot be reached: failed to fetch http://127.0.0.1:38123/sub/index.yaml : 404 File not found\n", Class::NotFound),
+            ("Error: failed to perform \"FetchReference\" on source: 127.0.0.1:38931/charts/broken:9.9.9: not found\n", Class::NotFound),
+            ("Error: looks like \"http://127.0.0.1:1\" is not a valid chart repository or cannot be reached: Get \"http://127.0.0.1:1/index.yaml\": dial tcp 127.0.0.1:1: connect: connection refused\n", Class::Unavailable),
+            ("Error: looks like \"http://x.invalid\" is not a valid chart repository or cannot be reached: Get \"http://x.invalid/index.yaml\": dial tcp: lookup x.invalid on 10.0.0.53:53: no such host\n", Class::Unavailable),
+            ("Error: failed to perform \"FetchReference\" on source: GET \"http://127.0.0.1:38931/v2/charts/broken/manifests/0.1.0\": basic credential not found\n", Class::Unauthorized),
+            ("Error: looks like \"http://127.0.0.1:40401\" is not a valid chart repository or cannot be reached: failed to fetch http://127.0.0.1:40401/index.yaml : 401 Unauthorized\n", Class::Unauthorized),
+            ("Error: looks like the repo is down\n", Class::Unavailable),
+        ] {
+            let said = informative(stderr);
+            assert_eq!(classify(&said).0, class, "{stderr}");
+            assert!(!said.starts_with("Error:") && !said.contains("--debug"), "{said}");
+        }
+        // A port that holds 404 or 401 is not a status.
+        assert_eq!(
+            classify("Get \"http://127.0.0.1:40401/index.yaml\": connect: connection refused").0,
+            Class::Unavailable
+        );
+        assert_eq!(
+            informative(
+                "level=WARN msg=x\nError: a\nb\n\nUse --debug flag to render out invalid YAML\n"
+            ),
+            "a\nb"
+        );
+        assert_eq!(informative(""), "helm said nothing on stderr");
+    }
 
     #[test]
     fn plain_http_only_on_this_machine() {

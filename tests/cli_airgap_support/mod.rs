@@ -93,18 +93,26 @@ impl ChartRepo {
     /// Packages the test chart once per `(name, version)` and serves the
     /// repository.
     pub fn start(env: &HelmEnv, charts: &[(&str, &str)]) -> ChartRepo {
+        let charts: Vec<(&str, &str, &str)> =
+            charts.iter().map(|(n, v)| (*n, *v, "mini")).collect();
+        ChartRepo::start_from(env, &charts)
+    }
+
+    /// Packages `(name, version, chart)`, `chart` a test chart of
+    /// `tests/fixtures/charts-airgap`, and serves the repository.
+    pub fn start_from(env: &HelmEnv, charts: &[(&str, &str, &str)]) -> ChartRepo {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
         let dir = tempfile::tempdir().unwrap();
-        let src = common::fixture("charts-airgap/mini");
-        for (name, version) in charts {
+        for (name, version, from) in charts {
+            let src = common::fixture(&format!("charts-airgap/{from}"));
             let work = tempfile::tempdir().unwrap();
             let chart = work.path().join(name);
             copy_dir(&src, &chart);
             let meta = std::fs::read_to_string(chart.join("Chart.yaml")).unwrap();
             let meta = meta
-                .replace("name: mini", &format!("name: {name}"))
+                .replace(&format!("name: {from}"), &format!("name: {name}"))
                 .replace("version: 0.1.0", &format!("version: {version}"));
             std::fs::write(chart.join("Chart.yaml"), meta).unwrap();
             env.helm(&[

@@ -3,8 +3,9 @@
 //! repository on 127.0.0.1: a chart that fails to render with the bundle's
 //! values (`fail`, `required` on an unset value, its values schema) exits
 //! 2 with helm's message trimmed to its informative lines; a version the
-//! repository does not hold 3; a repository that is stopped 6. The test
-//! chart is tests/fixtures/charts-airgap/broken.
+//! repository does not hold 3; a repository that is stopped 6; an OCI
+//! registry (the htpasswd one of the air-gap tests) that refuses anonymous
+//! helm 4. The test chart is tests/fixtures/charts-airgap/broken.
 
 mod cli_airgap_support;
 mod common;
@@ -162,6 +163,75 @@ fn a_version_the_repository_lacks_is_not_found_and_a_stopped_repository_unavaila
     assert!(
         error_line(&out).ends_with(&format!(
             "--vendor-charts: pulling the chart of aws-efa: {want}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+#[ignore = "needs helm and the test OCI registry (.ci/run builds it)"]
+fn an_oci_registry_that_refuses_the_credentials_is_unauthorized() {
+    let registry =
+        cli_airgap_support::OciRegistry::start_with(Some(&common::fixture("airgap/htpasswd")));
+    // The user of tests/fixtures/airgap/htpasswd (published on purpose),
+    // logged in in one helm environment only.
+    let logged_in = HelmEnv::new();
+    logged_in.helm(&[
+        "registry",
+        "login",
+        &registry.host,
+        "-u",
+        "aicr",
+        "-p",
+        "airgap-test-password",
+        "--plain-http",
+    ]);
+    let repo = ChartRepo::start_from(&logged_in, &[("broken", "0.1.0", "broken")]);
+    let tgz = repo.dir.path().join("broken-0.1.0.tgz");
+    let oci = format!("oci://{}/charts", registry.host);
+    logged_in.helm(&["push", tgz.to_str().unwrap(), &oci, "--plain-http"]);
+    drop(repo);
+    let work = tempfile::tempdir().unwrap();
+    let good = recipe(work.path(), &oci, "0.1.0");
+    let missing = recipe(work.path(), &oci, "9.9.9");
+
+    let list = |env: &HelmEnv, r: &str| {
+        env.aicr()
+            .args([
+                "mirror",
+                "list",
+                "-r",
+                r,
+                "--helm",
+                env.helm.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = list(&logged_in, &good);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "registry.test/broken/main:1.0.0\n");
+    // Not in the registry: 3.
+    let out = list(&logged_in, &missing);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        error_line(&out).ends_with(&format!(
+            "rendering the chart of aws-efa: the chart repository does not hold this chart or version: failed to perform \"FetchReference\" on source: {}/charts/broken:9.9.9: not found",
+            registry.host
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // Without credentials: 4 (the redaction of messages takes helm's
+    // "basic credential" for an Authorization header).
+    let anonymous = HelmEnv::new();
+    let out = list(&anonymous, &good);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        error_line(&out).ends_with(&format!(
+            "rendering the chart of aws-efa: the chart repository refused the credentials: failed to perform \"FetchReference\" on source: GET \"http://{}/v2/charts/broken/manifests/0.1.0\": basic [REDACTED] not found",
+            registry.host
         )),
         "{}",
         stderr(&out)

@@ -161,8 +161,11 @@ impl Helm {
                 format!("helm printed more than {} MiB", process::MAX_STDOUT >> 20),
             )),
             Err(Failure::Exit { status, stderr, .. }) => {
-                let said = informative(&redact::text(&stderr.text));
+                // Classified as helm said it, shown redacted (which may
+                // hide a word: `basic credential` reads as a credential).
+                let said = informative(&stderr.text);
                 let (class, heading) = classify(&said);
+                let said = redact::text(&said);
                 let heading =
                     heading.map_or_else(|| format!("helm failed ({status})"), String::from);
                 Err(failed(class, format!("{heading}: {said}")))

@@ -447,6 +447,22 @@ mod tests {
     }
 
     #[test]
+    fn docker_hub_is_found_under_dockers_own_key() {
+        let file = json!({"auths": {"https://index.docker.io/v1/": {"auth": "dTpw"}}});
+        let c = from_file(&file, "f.json", "docker.io").unwrap().unwrap();
+        assert_eq!(c.auth, RegistryAuth::Basic("u".into(), "p".into()));
+        assert!(from_file(&file, "f.json", "reg.test").unwrap().is_none());
+        assert_eq!(
+            keys("reg.test:5000"),
+            [
+                "reg.test:5000",
+                "https://reg.test:5000",
+                "http://reg.test:5000"
+            ]
+        );
+    }
+
+    #[test]
     fn bad_helper_names_and_identity_tokens_are_refused() {
         for name in [json!("../x"), json!(3), json!("a/b")] {
             let file = json!({"credHelpers": {"reg.test": name}});

@@ -73,6 +73,8 @@ pub enum Error {
         server: String,
         reason: String,
     },
+    #[error("credential helper {program}: {reason}")]
+    Helper { program: String, reason: String },
     #[error(
         "{source_of} holds an identity token for {server} (user name <token>), which aicr cannot exchange for a registry token; log in with a user name and password (or an access token as the password) instead"
     )]
@@ -89,6 +91,7 @@ impl Classify for Error {
             Error::Io { io, .. } => Class::of_io(io.kind()),
             Error::HelperTimeout { .. } => Class::Timeout,
             Error::HelperRefused { .. } => Class::Unauthorized,
+            Error::Helper { .. } => Class::Internal,
         }
     }
 }
@@ -342,13 +345,7 @@ fn from_helper(name: &str, named: &str, registry: &str) -> Result<Credentials, E
                 detail: excerpt(&crate::collector::redact::text(&said.join(" "))).into_owned(),
             });
         }
-        Err(Failure::Other(reason)) => {
-            return Err(Error::HelperOutput {
-                program,
-                server,
-                reason,
-            })
-        }
+        Err(Failure::Other(reason)) => return Err(Error::Helper { program, reason }),
     };
     if out.stdout.len() > HELPER_OUTPUT_CAP {
         return Err(Error::HelperOutput {

@@ -259,8 +259,8 @@ pub fn prepare(
 
     if let Some(m) = &opts.registry_mirror {
         for c in &components {
-            if let Some(w) = registry.get(&c.name).and_then(|reg| m.warning(reg, c)) {
-                warnings.push(w);
+            if let Some(reg) = registry.get(&c.name) {
+                warnings.extend(m.warnings(reg, c));
             }
         }
     }

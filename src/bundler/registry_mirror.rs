@@ -166,7 +166,9 @@ impl RegistryMirror {
             })
         });
         let chart = c.source != super::Source::Manifests;
-        if chart && image_paths(reg).is_empty() {
+        // `images` present with no paths: a chart that pulls no images
+        // (CRDs only).
+        if chart && reg.images.is_none() {
             out.push(format!(
                 "--registry-mirror: the component registry names no image values of {}: its chart's images are not rewritten to {}; mirror them and set them with --set (aicr mirror list names them)",
                 c.name, self.0

@@ -529,7 +529,10 @@ fn build_component(
         m.rewrite_values(reg, &mut values)?;
     }
     sort_keys(&mut values);
-    let manifests = render_manifests(store, r, &location, &values)?;
+    let mut manifests = render_manifests(store, r, &location, &values)?;
+    if let Some(m) = &opts.registry_mirror {
+        m.rewrite_manifests(&r.name, &mut manifests)?;
+    }
     let Location {
         namespace,
         chart,

@@ -5,15 +5,19 @@
 //! `HOST/PREFIX/nvidia/gpu-operator`), as `hauler store copy` and `crane
 //! copy` lay a mirror out; a Docker Hub name without a host keeps its path
 //! (`bitnami/kubectl` -> `HOST/PREFIX/bitnami/kubectl`, `nginx` ->
-//! `HOST/PREFIX/library/nginx`). A path the data names but the values do not
-//! set is an error (the chart's default image would be pulled from the
-//! internet); a component whose images the data does not cover, or whose
-//! manifests name images, is a warning: its images must be mirrored by hand.
+//! `HOST/PREFIX/library/nginx`). A path the values leave unset is written
+//! with the chart's default the data records, mirrored; with no default
+//! recorded it is an error (the chart's default image would be pulled from
+//! the internet), or a warning for a path marked optional. The container
+//! images of the component's rendered manifests are rewritten too. A
+//! component whose images the data does not cover, whose manifests name
+//! other images, or whose defaults were read from another chart version is
+//! a warning: those images must be mirrored by hand.
 
 use serde_json::Value;
 
 use super::set::{parse_path, set_path, Step};
-use super::{Component, Error};
+use super::{Component, Error, Manifest};
 use crate::recipe::registry::{ImageKind, ImagePath, RegistryComponent};
 
 /// A checked `--registry-mirror`: `HOST[:PORT][/PREFIX]`.
@@ -158,11 +162,15 @@ impl RegistryMirror {
     /// the one the bundle pins.
     pub fn warnings(&self, reg: &RegistryComponent, c: &Component) -> Vec<String> {
         let mut out = Vec::new();
+        // An `image:` left outside the mirror: not a container's (a Skyhook
+        // package's), or written in a way the rewrite does not read.
+        let mirrored = format!("{}/", self.0);
         let manifest_images = c.manifests.iter().any(|m| {
             m.text.lines().any(|l| {
                 l.trim_start()
                     .trim_start_matches("- ")
-                    .starts_with("image:")
+                    .strip_prefix("image:")
+                    .is_some_and(|v| !v.trim().trim_matches(['"', '\'']).starts_with(&mirrored))
             })
         });
         let chart = c.source != super::Source::Manifests;
@@ -219,6 +227,95 @@ impl RegistryMirror {
             ));
         }
         out
+    }
+}
+
+impl RegistryMirror {
+    /// Rewrites the container images of a component's rendered manifests
+    /// (`containers`, `initContainers` and `ephemeralContainers` at any
+    /// depth: Pod templates, and the job templates a ClusterTrainingRuntime
+    /// nests). A manifest with a rewritten image is written back from its
+    /// objects (its comments are not kept); others keep their text. Images
+    /// elsewhere (a Skyhook package's `image`) are not container images and
+    /// stay, warned by [`RegistryMirror::warnings`].
+    pub fn rewrite_manifests(
+        &self,
+        component: &str,
+        manifests: &mut [Manifest],
+    ) -> Result<(), Error> {
+        for m in manifests {
+            let bad = |reason: String| Error::Manifest {
+                component: component.to_string(),
+                file: m.file_name.clone(),
+                reason: format!("--registry-mirror: {reason}"),
+            };
+            if let Some(text) = self.rewrite_manifest(&m.text).map_err(bad)? {
+                m.text = text;
+            }
+        }
+        Ok(())
+    }
+
+    fn rewrite_manifest(&self, text: &str) -> Result<Option<String>, String> {
+        use serde::Deserialize;
+        let mut docs = Vec::new();
+        for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let v = Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+        let mut changed = false;
+        for d in &mut docs {
+            changed |= self.rewrite_containers(d, 0);
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let mut out = String::new();
+        for d in &docs {
+            out.push_str("---\n");
+            out.push_str(&serde_yaml_ng::to_string(d).map_err(|e| e.to_string())?);
+        }
+        Ok(Some(out))
+    }
+
+    /// Whether an image changed. The walk stops at the depth every reader
+    /// here allows (serde's documents are at most 128 deep).
+    fn rewrite_containers(&self, v: &mut Value, depth: usize) -> bool {
+        if depth > 128 {
+            return false;
+        }
+        let mut changed = false;
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    let containers = matches!(
+                        key.as_str(),
+                        "containers" | "initContainers" | "ephemeralContainers"
+                    );
+                    if let (true, Value::Array(list)) = (containers, &mut *child) {
+                        for c in list {
+                            if let Some(Value::String(image)) = c.get_mut("image") {
+                                let new = self.rewrite(image);
+                                if new != *image {
+                                    *image = new;
+                                    changed = true;
+                                }
+                            }
+                        }
+                    }
+                    changed |= self.rewrite_containers(child, depth + 1);
+                }
+            }
+            Value::Array(list) => {
+                for item in list {
+                    changed |= self.rewrite_containers(item, depth + 1);
+                }
+            }
+            _ => {}
+        }
+        changed
     }
 }
 
@@ -446,6 +543,38 @@ mod tests {
             mirrored("  repositoryPaths: [{path: image.repository, default: a.io/b}]\n", json!({"image": "a.io/b:1"})).unwrap_err(),
             "component \"c\": registry path \"image.repository\": --registry-mirror: the value at \"image\" is not a map, so no image can be set below it"
         );
+    }
+
+    #[test]
+    fn manifest_container_images_are_rewritten_and_other_images_kept() {
+        let m = RegistryMirror::parse("reg.local/m").unwrap();
+        let text = "# a comment\napiVersion: trainer.kubeflow.org/v1alpha1\nkind: ClusterTrainingRuntime\nmetadata: {name: t}\nspec:\n  template:\n    spec:\n      replicatedJobs:\n        - template:\n            spec:\n              template:\n                spec:\n                  initContainers: [{name: i, image: \"busybox:1\"}]\n                  containers: [{name: node, image: pytorch/pytorch:2.9.1}]\n---\napiVersion: skyhook.nvidia.com/v1alpha1\nkind: Skyhook\nmetadata: {name: s}\nspec:\n  packages:\n    p: {image: ghcr.io/nvidia/skyhook-packages/x, version: 1.0.0}\n";
+        let out = m.rewrite_manifest(text).unwrap().unwrap();
+        let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&out)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let pod = &docs[0]["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]
+            ["template"]["spec"];
+        assert_eq!(
+            pod["initContainers"][0]["image"],
+            "reg.local/m/library/busybox:1"
+        );
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "reg.local/m/pytorch/pytorch:2.9.1"
+        );
+        // Not a container: kept (and warned).
+        assert_eq!(
+            docs[1]["spec"]["packages"]["p"]["image"],
+            "ghcr.io/nvidia/skyhook-packages/x"
+        );
+        // Nothing to rewrite: the text is kept as it is.
+        assert_eq!(
+            m.rewrite_manifest("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+                .unwrap(),
+            None
+        );
+        assert_eq!(m.rewrite_manifest(&out).unwrap(), None);
     }
 
     #[test]

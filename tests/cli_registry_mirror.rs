@@ -167,7 +167,7 @@ fn every_image_path_of_every_component_resolves_under_the_mirror() {
     let gpu = read_yaml(&b.join("gpu-operator/values.yaml"));
     assert_eq!(gpu["operator"]["repository"], format!("{MIRROR}/nvidia"));
     assert_eq!(
-        gpu["validator"]["repository"],
+        gpu["driver"]["manager"]["repository"],
         format!("{MIRROR}/nvidia/cloud-native")
     );
     assert_eq!(

@@ -267,8 +267,8 @@ pub fn prepare(
 
     if let Some(m) = &opts.registry_mirror {
         for c in &components {
-            if let Some(w) = registry.get(&c.name).and_then(|reg| m.warning(reg, c)) {
-                warnings.push(w);
+            if let Some(reg) = registry.get(&c.name) {
+                warnings.extend(m.warnings(reg, c));
             }
         }
     }
@@ -537,7 +537,10 @@ fn build_component(
         m.rewrite_values(reg, &mut values)?;
     }
     sort_keys(&mut values);
-    let manifests = render_manifests(store, r, &location, &values)?;
+    let mut manifests = render_manifests(store, r, &location, &values)?;
+    if let Some(m) = &opts.registry_mirror {
+        m.rewrite_manifests(&r.name, &mut manifests)?;
+    }
     let Location {
         namespace,
         chart,

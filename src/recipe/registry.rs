@@ -55,14 +55,183 @@ pub struct RegistryComponent {
     pub images: Option<ImageValues>,
 }
 
-/// The value paths that hold a component's image repositories (a registry
-/// host and path, with or without a tag), rewritten by
-/// `bundle --registry-mirror`.
+/// The value paths that hold a component's image references, rewritten by
+/// `bundle --registry-mirror`, each with what the chart itself defaults to
+/// there.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    try_from = "ImageValuesDoc"
+)]
 pub struct ImageValues {
+    /// The chart version whose values.yaml the defaults were read from; a
+    /// bundle that pins another version is warned to check them.
+    #[serde(default, deserialize_with = "super::metadata::scalar_string")]
+    pub chart_version: String,
     #[serde(default)]
-    pub repository_paths: Vec<String>,
+    pub repository_paths: Vec<ImagePath>,
+    /// Images of the chart that no value path here can rewrite (a list
+    /// entry, an environment variable), said as a warning.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub incomplete: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImageValuesDoc {
+    #[serde(default, deserialize_with = "super::metadata::scalar_string")]
+    chart_version: String,
+    #[serde(default)]
+    repository_paths: Vec<ImagePath>,
+    #[serde(default)]
+    incomplete: String,
+}
+
+impl TryFrom<ImageValuesDoc> for ImageValues {
+    type Error = String;
+
+    fn try_from(d: ImageValuesDoc) -> Result<ImageValues, String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &d.repository_paths {
+            if !seen.insert(p.path.as_str()) {
+                return Err(format!("image path {:?} is listed twice", p.path));
+            }
+        }
+        Ok(ImageValues {
+            chart_version: d.chart_version,
+            repository_paths: d.repository_paths,
+            incomplete: d.incomplete.trim().to_string(),
+        })
+    }
+}
+
+/// What the value at an [`ImagePath`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageKind {
+    /// A whole repository, registry host included or Docker Hub's implied
+    /// (`quay.io/jetstack/cert-manager-controller`, `bitnami/kubectl`),
+    /// with or without a tag or digest.
+    #[default]
+    Repository,
+    /// A registry host and namespace that the chart joins with an image
+    /// name held at another path (`nvcr.io/nvidia` + `gpu-operator`).
+    Prefix,
+    /// A registry host alone, the repository at another path (`quay.io` +
+    /// `prometheus/node-exporter`), or a chart-wide registry that overrides
+    /// each image's (`global.imageRegistry`).
+    Registry,
+}
+
+impl ImageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageKind::Repository => "repository",
+            ImageKind::Prefix => "prefix",
+            ImageKind::Registry => "registry",
+        }
+    }
+}
+
+/// One value path that holds an image reference: written as a plain path
+/// (a whole repository that the component's values must set), or as
+/// `{path, kind, default}`, where `default` is what the chart's own
+/// values.yaml holds there, so that a path the recipe leaves unset is
+/// written with the mirrored default. An empty default says the chart
+/// pulls nothing from there unless it is set (`global.imageRegistry`, an
+/// optional image): an unset path stays unset, a set one is rewritten.
+/// `optional: true` (with no default) marks a path whose chart default is
+/// not recorded (a reference whose tag moves with the chart version, a
+/// default that could not be read): set, it is rewritten; unset, a warning
+/// names it instead of the error a plain path gives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePath {
+    pub path: String,
+    pub kind: ImageKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImagePathDoc {
+    path: String,
+    #[serde(default)]
+    kind: ImageKind,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    optional: bool,
+}
+
+impl<'de> Deserialize<'de> for ImagePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ImagePath, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ImagePathDoc;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a value path, or a map {path, kind, default}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ImagePathDoc, E> {
+                Ok(ImagePathDoc {
+                    path: v.to_string(),
+                    kind: ImageKind::Repository,
+                    default: None,
+                    optional: false,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<ImagePathDoc, A::Error> {
+                ImagePathDoc::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+            }
+        }
+        let doc = d.deserialize_any(V)?;
+        ImagePath::try_from(doc).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<ImagePathDoc> for ImagePath {
+    type Error = String;
+
+    fn try_from(d: ImagePathDoc) -> Result<ImagePath, String> {
+        let what = format!("image path {:?}", crate::error::excerpt(&d.path));
+        let steps = super::path::Path::parse(&d.path).map_err(|e| format!("{what}: {e}"))?;
+        if !matches!(steps.0.first(), Some(super::path::Segment::Key(_))) {
+            return Err(format!("{what}: a value path starts with a key"));
+        }
+        if let Some(def) = d.default.as_deref().filter(|d| !d.is_empty()) {
+            let plausible = def.len() <= 255
+                && !def.contains("://")
+                && !def.starts_with('/')
+                && !def.ends_with('/')
+                && !def.contains("//")
+                && def.bytes().all(|b| b.is_ascii_graphic());
+            if !plausible {
+                return Err(format!(
+                    "{what}: default {:?} is not an image {}: give it as the chart's values.yaml does, without a scheme (nvcr.io/nvidia, quay.io, registry.k8s.io/nfd/node-feature-discovery)",
+                    crate::error::excerpt(def),
+                    d.kind.as_str()
+                ));
+            }
+        }
+        if d.optional && d.default.is_some() {
+            return Err(format!(
+                "{what}: `optional` is for a path whose chart default is not recorded; give `default` or `optional: true`, not both"
+            ));
+        }
+        Ok(ImagePath {
+            path: d.path,
+            kind: d.kind,
+            default: d.default,
+            optional: d.optional,
+        })
+    }
 }
 
 /// A component's readiness declaration: the objects whose state says it is
@@ -451,6 +620,59 @@ mod tests {
     fn parse(readiness: &str) -> Result<RegistryComponent, String> {
         let text = format!("name: x\nreadiness:\n{readiness}");
         serde_yaml_ng::from_str::<RegistryComponent>(&text).map_err(|e| e.to_string())
+    }
+
+    fn images(yaml: &str) -> Result<ImageValues, String> {
+        let text = format!("name: x\nimages:\n{yaml}");
+        serde_yaml_ng::from_str::<RegistryComponent>(&text)
+            .map(|c| c.images.unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn image_paths_load_plain_or_with_their_defaults() {
+        // Old data: plain strings, a whole repository the values must set.
+        let old = images("  repositoryPaths:\n    - image.repository\n").unwrap();
+        assert_eq!(
+            old.repository_paths,
+            [ImagePath {
+                path: "image.repository".into(),
+                kind: ImageKind::Repository,
+                default: None,
+                optional: false,
+            }]
+        );
+        let new = images(
+            "  chartVersion: \"25.10\"\n  repositoryPaths:\n    - {path: operator.repository, kind: prefix, default: nvcr.io/nvidia}\n    - {path: global.imageRegistry, kind: registry, default: \"\"}\n    - {path: a.b, optional: true}\n  incomplete: \" an env image \"\n",
+        )
+        .unwrap();
+        assert_eq!(new.chart_version, "25.10");
+        assert_eq!(new.incomplete, "an env image");
+        assert_eq!(new.repository_paths[0].kind, ImageKind::Prefix);
+        assert_eq!(
+            new.repository_paths[0].default.as_deref(),
+            Some("nvcr.io/nvidia")
+        );
+        assert_eq!(new.repository_paths[1].default.as_deref(), Some(""));
+        assert!(new.repository_paths[2].optional);
+    }
+
+    #[test]
+    fn bad_image_paths_are_refused() {
+        for (yaml, want) in [
+            ("  repositoryPaths: [{path: a, kind: tag}]\n", "unknown variant `tag`, expected one of `repository`, `prefix`, `registry`"),
+            ("  repositoryPaths: [{path: a, dflt: x}]\n", "unknown field `dflt`"),
+            ("  repositoryPaths: [\"a..b\"]\n", "image path \"a..b\": "),
+            ("  repositoryPaths: [\"[0].a\"]\n", "image path \"[0].a\": a value path starts with a key"),
+            ("  repositoryPaths: [{path: a, default: \"https://nvcr.io/x\"}]\n", "image path \"a\": default \"https://nvcr.io/x\" is not an image repository: give it as the chart's values.yaml does"),
+            ("  repositoryPaths: [{path: a, default: \"a b\"}]\n", "is not an image repository"),
+            ("  repositoryPaths: [{path: a, default: x.io/y, optional: true}]\n", "image path \"a\": `optional` is for a path whose chart default is not recorded; give `default` or `optional: true`, not both"),
+            ("  repositoryPaths: [a.b, {path: a.b, default: x.io/y}]\n", "image path \"a.b\" is listed twice"),
+            ("  repositoryPaths: [[a]]\n", "expected a value path, or a map {path, kind, default}"),
+        ] {
+            let err = images(yaml).unwrap_err();
+            assert!(err.contains(want), "{yaml}: {err}");
+        }
     }
 
     #[test]

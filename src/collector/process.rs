@@ -5,6 +5,10 @@
 //! killed and reaped. A guard kills the group when the caller goes away
 //! early, [`kill_all`] kills whatever is still running when the collectors'
 //! deadline passes, and on Linux the child is also killed when aicr dies.
+//! While a command holds SIGINT, SIGTERM and SIGHUP back
+//! ([`crate::bundler::output::HeldSignals`]), a wait also ends when one of
+//! them arrives: the group is killed and reaped, and the caller cleans up
+//! before the signal ends aicr.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -18,6 +22,8 @@ use std::time::{Duration, Instant};
 pub const MAX_STDOUT: usize = 16 << 20;
 /// How much of a program's stderr is kept for an error message.
 pub const STDERR_KEPT: usize = 2048;
+/// How often a wait looks for a held-back signal.
+const SIGNAL_POLL: Duration = Duration::from_millis(25);
 
 /// Process groups of the programs running now.
 static RUNNING: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
@@ -99,6 +105,7 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<String, S
             args.join(" "),
             super::redact::text(stderr.head.trim())
         )),
+        Err(Failure::Interrupted(signal)) => Err(format!("{shown}: interrupted by {signal}")),
         Err(Failure::Other(e)) => Err(e),
     }
 }
@@ -137,6 +144,9 @@ pub enum Failure {
         stdout: Vec<u8>,
         stderr: Stderr,
     },
+    /// A held-back signal arrived (its name): the group was killed and
+    /// reaped.
+    Interrupted(&'static str),
     /// Anything else (a thread that cannot start, a failed wait).
     Other(String),
 }
@@ -243,13 +253,20 @@ pub fn run_with(
     let (mut stdout, mut stderr) = (None, Stderr::default());
     let mut overflow = false;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(s) = crate::bundler::output::pending_signal() {
+            return Err(Failure::Interrupted(crate::bundler::output::signal_name(s)));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Failure::Timeout);
+        }
+        let left = deadline.saturating_duration_since(now).min(SIGNAL_POLL);
         match rx.recv_timeout(left) {
             Ok(Stream::Out(Ok(out))) => stdout = Some(out),
             Ok(Stream::Out(Err(Overflow))) => overflow = true,
             Ok(Stream::Err(e)) => stderr = e,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Err(Failure::Timeout),
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
         }
         if overflow {
             return Err(Failure::Overflow);
@@ -259,6 +276,10 @@ pub fn run_with(
         match guard.child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => return Err(Failure::Timeout),
+            Ok(None) if crate::bundler::output::pending_signal().is_some() => {
+                let s = crate::bundler::output::pending_signal().unwrap_or(libc::SIGINT);
+                return Err(Failure::Interrupted(crate::bundler::output::signal_name(s)));
+            }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => return Err(Failure::Other(format!("waiting for {shown}: {e}"))),
         }

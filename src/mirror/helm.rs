@@ -1,7 +1,8 @@
 //! Running `helm` for the air-gap work: `helm template` to render a chart
 //! with a bundle's values, `helm pull` to vendor it. Every run has a
 //! deadline; the child runs in its own process group, is killed at the
-//! deadline and always reaped (through [`crate::collector::process::run`]).
+//! deadline or when a held-back signal arrives, and always reaped (through
+//! [`crate::collector::process::run_with`]).
 //! Its output is capped. Errors carry their class: a helm that is missing is
 //! unavailable (exit 6), one that runs past its deadline a timeout (exit 5).
 //! When helm fails, its stderr says why ([`classify`]): a chart that fails
@@ -41,6 +42,8 @@ pub enum Error {
     },
     #[error("{what}: {reason}")]
     Output { what: String, reason: String },
+    #[error("{what}: interrupted by {signal}; helm was stopped")]
+    Interrupted { what: String, signal: &'static str },
 }
 
 impl Classify for Error {
@@ -50,6 +53,8 @@ impl Classify for Error {
             Error::Failed { class, .. } => *class,
             Error::Timeout { .. } => Class::Timeout,
             Error::Output { .. } => Class::InvalidInput,
+            // Reached only when the signal does not end aicr.
+            Error::Interrupted { .. } => Class::Internal,
         }
     }
 }
@@ -170,6 +175,10 @@ impl Helm {
                     heading.map_or_else(|| format!("helm failed ({status})"), String::from);
                 Err(failed(class, format!("{heading}: {said}")))
             }
+            Err(Failure::Interrupted(signal)) => Err(Error::Interrupted {
+                what: what.to_string(),
+                signal,
+            }),
             Err(Failure::Other(reason)) => Err(failed(Class::Internal, reason)),
         }
     }

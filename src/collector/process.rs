@@ -159,11 +159,23 @@ pub fn run_with(
     input: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Output, Failure> {
+    run_env(program, args, input, timeout, &[])
+}
+
+/// [`run_with`], with `env` added to the program's environment.
+pub fn run_env(
+    program: &Path,
+    args: &[&str],
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+    env: &[(&str, &Path)],
+) -> Result<Output, Failure> {
     let started = Instant::now();
     let deadline = started.checked_add(timeout).unwrap_or(started);
     let shown = program.display();
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {

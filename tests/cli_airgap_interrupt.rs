@@ -233,6 +233,11 @@ impl Work {
     /// Starts aicr with `args`: its own TMPDIR, HOME and helm directories,
     /// no AICR_* setting inherited, output captured in files.
     fn start(&self, args: &[&str]) -> Run {
+        self.start_env(args, &[])
+    }
+
+    /// [`Work::start`] with `env` set.
+    fn start_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let stdout = self.dir.path().join("stdout");
         let stderr = self.dir.path().join("stderr");
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("aicr"));
@@ -253,6 +258,7 @@ impl Work {
             .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("KUBECONFIG")
+            .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
@@ -613,4 +619,32 @@ fn an_interrupted_verify_removes_its_temporary_copy() {
         "{stderr}"
     );
     work.assert_nothing_left(&[]);
+}
+
+/// A registry that never answers: the push and the pull fail at their
+/// deadline (exit 5; shortened with the debug-only
+/// AICR_TEST_OCI_TIMEOUT_MS), nothing left in TMPDIR.
+#[test]
+fn a_stalled_registry_fails_push_and_verify_at_the_deadline() {
+    let stall = Stall::start();
+    let target = format!("oci://{}/aicr/bundle:v1", stall.host());
+    let recipe = common::fixture("airgap/recipe-small.yaml");
+    let recipe = recipe.to_str().unwrap();
+    let env = [("AICR_TEST_OCI_TIMEOUT_MS", "2000")];
+    for args in [
+        vec!["bundle", "-r", recipe, "-o", &target],
+        vec!["verify", &target],
+    ] {
+        let work = Work::new();
+        let run = work.start_env(&args, &env);
+        let (status, stdout, stderr) = run.finish();
+        assert_eq!(status.code(), Some(5), "{args:?}: {stderr}");
+        assert_eq!(stdout, "");
+        assert!(
+            stderr.contains(&format!("error: {target}: no answer within 2s")),
+            "{stderr}"
+        );
+        work.assert_nothing_left(&[]);
+    }
+    assert!(stall.accepted.load(Ordering::SeqCst) >= 2);
 }

@@ -220,6 +220,23 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
+/// Test-only (debug builds): the deadline of a push or pull in
+/// milliseconds, so a test of a registry that never answers is quick.
+#[cfg(debug_assertions)]
+pub const TEST_TIMEOUT_ENV: &str = "AICR_TEST_OCI_TIMEOUT_MS";
+
+/// `timeout`, or in a debug build the test override.
+fn deadline(timeout: Duration) -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var(TEST_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    timeout
+}
+
 /// Runs `work` until its deadline or until a held-back signal arrives
 /// (SIGINT, SIGTERM, SIGHUP: see [`super::output::HeldSignals`]), whichever
 /// comes first; either drops it, closing its connections.
@@ -230,6 +247,7 @@ fn bounded<T>(
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, Error> {
     use futures_util::future::{select, Either};
+    let timeout = deadline(timeout);
     let signalled = async {
         loop {
             if let Some(s) = super::output::pending_signal() {

@@ -420,8 +420,8 @@ fn vendoring_interrupted_by_sigterm_leaves_nothing() {
     vendor_interrupted(libc::SIGTERM, "SIGTERM");
 }
 
-/// An earlier bundle in the way (`--force` given): an interrupted run
-/// leaves it exactly as it was.
+/// An earlier bundle in the way (`--force` given): an interrupted run, or
+/// one that fails at its deadline, leaves it exactly as it was.
 #[test]
 #[ignore = "needs helm"]
 fn an_interrupted_rebundle_leaves_the_earlier_bundle_unchanged() {
@@ -453,6 +453,16 @@ fn an_interrupted_rebundle_leaves_the_earlier_bundle_unchanged() {
         stderr.contains("error: interrupted by SIGINT: stopped before "),
         "{stderr}"
     );
+    assert_ended(&kids);
+    assert!(tree(&out) == before, "the earlier bundle changed");
+    work.assert_nothing_left(&["bundle"]);
+
+    // Failing at the deadline instead leaves it as well.
+    args.extend(["--helm-timeout", "2"]);
+    let run = work.start(&args);
+    let kids = run.wait_child("helm");
+    let (status, _, stderr) = run.finish();
+    assert_eq!(status.code(), Some(5), "{stderr}");
     assert_ended(&kids);
     assert!(tree(&out) == before, "the earlier bundle changed");
     work.assert_nothing_left(&["bundle"]);

@@ -352,6 +352,78 @@ mod tests {
     }
 
     #[test]
+    fn a_held_signal_stops_the_wait_and_kills_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let (_d, p) = script(&format!(
+            "sleep 30 &\necho $! > '{}'\nwait",
+            pidfile.display()
+        ));
+        let held = crate::bundler::output::HeldSignals::hold();
+        // Sent to this thread only, once the script has started its child,
+        // so no other test sees it.
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() } as usize;
+        let watch = pidfile.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                if std::fs::read_to_string(&watch).is_ok_and(|s| s.ends_with('\n')) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // SAFETY: the test thread lives until it has taken the signal.
+            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGHUP) };
+        });
+        let t = Instant::now();
+        let mut got = run_with(&p, &[], None, Duration::from_secs(20));
+        for _ in 0..40 {
+            match &got {
+                Err(Failure::Spawn(e)) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    got = run_with(&p, &[], None, Duration::from_secs(20));
+                }
+                _ => break,
+            }
+        }
+        // Taken, so that ending the hold does not deliver it.
+        // SAFETY: sigset_t initialised by sigemptyset; sigtimedwait takes
+        // the pending SIGHUP of this thread.
+        let taken = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero)
+        };
+        drop(held);
+        assert_eq!(taken, libc::SIGHUP);
+        assert!(
+            matches!(got, Err(Failure::Interrupted("SIGHUP"))),
+            "{got:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10));
+        // The script's own child went with its group (if it had started).
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let gone = (0..100).any(|_| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let dead = stat.is_empty() || stat.contains(") Z ");
+                if !dead {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                dead
+            });
+            assert!(gone, "sleep {pid} outlived the signal");
+        }
+    }
+
+    #[test]
     fn a_hung_program_and_its_children_are_killed_at_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");

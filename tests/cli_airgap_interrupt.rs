@@ -397,7 +397,7 @@ fn vendor_interrupted(sig: i32, name: &str) {
     assert_eq!(stdout, "");
     assert!(
         stderr.contains(&format!(
-            "error: interrupted by {name}: stopped before {} was written (a bundle already there is unchanged); its helm runs were stopped and its temporary files removed",
+            "error: interrupted by {name}: stopped before {} was written (a bundle already there is unchanged); the helm pulls were stopped and their temporary files removed\n",
             out.display()
         )),
         "{stderr}"
@@ -598,7 +598,7 @@ fn an_interrupted_push_leaves_nothing() {
         assert_eq!(stdout, "");
         assert!(
             stderr.contains(&format!(
-                "error: interrupted by {name}: stopped before {target} was written"
+                "error: interrupted by {name}: stopped before {target} was written (its tag is unchanged)\n"
             )),
             "{stderr}"
         );

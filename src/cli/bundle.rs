@@ -354,9 +354,21 @@ pub fn run(args: BundleArgs, sources: &super::config::Sources) -> Result<ExitSta
     let result = make(&args, sources);
     signals.release(|signal| match &result {
         Ok(_) => tracing::error!("interrupted by {signal} after the bundle was written to {shown}"),
-        Err(_) => tracing::error!(
-            "interrupted by {signal}: stopped before {shown} was written (a bundle already there is unchanged); its helm runs were stopped and its temporary files removed"
-        ),
+        Err(_) => {
+            let kept = if shown.starts_with("oci://") {
+                "its tag is unchanged"
+            } else {
+                "a bundle already there is unchanged"
+            };
+            let helm = if args.vendor_charts {
+                "; the helm pulls were stopped and their temporary files removed"
+            } else {
+                ""
+            };
+            tracing::error!(
+                "interrupted by {signal}: stopped before {shown} was written ({kept}){helm}"
+            )
+        }
     });
     result
 }

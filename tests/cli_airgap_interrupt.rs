@@ -658,3 +658,48 @@ fn a_stalled_registry_fails_push_and_verify_at_the_deadline() {
     }
     assert!(stall.accepted.load(Ordering::SeqCst) >= 2);
 }
+
+/// Waiting for another run's lock on the output's parent is interrupted
+/// at once, not at the end of the wait (30 s), and nothing is written.
+#[test]
+fn a_wait_for_the_output_lock_is_interrupted() {
+    use std::os::fd::AsRawFd;
+    let work = Work::new();
+    let parent = std::fs::File::open(work.out()).unwrap();
+    // SAFETY: flock(2) on a descriptor this test owns; released on close.
+    assert_eq!(
+        unsafe { libc::flock(parent.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let out = work.out().join("bundle");
+    let recipe = common::fixture("airgap/recipe-small.yaml");
+    let run = work.start(&[
+        "bundle",
+        "-r",
+        recipe.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    // Long enough to reach the lock on a loaded machine; the outcome is
+    // the same if the signal comes earlier.
+    std::thread::sleep(Duration::from_secs(2));
+    let signalled = Instant::now();
+    run.signal(libc::SIGINT);
+    let (status, stdout, stderr) = run.finish();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains(&format!(
+            "error: interrupted by SIGINT: stopped before {} was written (a bundle already there is unchanged)\n",
+            out.display()
+        )),
+        "{stderr}"
+    );
+    drop(parent);
+    work.assert_nothing_left(&[]);
+}

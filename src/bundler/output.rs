@@ -269,6 +269,12 @@ impl Target {
         loop {
             match rfs::flock(&self.parent, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return Ok(()),
+                // A command holding signals back stops waiting at one.
+                Err(Errno::WOULDBLOCK) if pending_signal().is_some() => {
+                    return Err(Error::Interrupted {
+                        path: self.shown.clone(),
+                    })
+                }
                 Err(Errno::WOULDBLOCK) if start.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(Duration::from_millis(20));
                 }

@@ -21,7 +21,8 @@
 //! Runs on one destination are serialised by an advisory lock (`flock`) on
 //! the parent directory. SIGINT, SIGTERM and SIGHUP are held back while the
 //! directory is written and swapped, and acted on once it is consistent
-//! again; what a SIGKILL or a power loss leaves (a `.NAME.aicr-*` directory
+//! again (commands that run helm or reach a registry hold them from their
+//! start, and their waits stop early at one: [`pending_signal`]); what a SIGKILL or a power loss leaves (a `.NAME.aicr-*` directory
 //! beside the destination) is recovered by the next run: carried entries are
 //! moved back, the rest removed.
 //!

@@ -15,6 +15,12 @@
 //! helpers they name ([`auth`]), never from the command line. Plain HTTP
 //! is used for a registry on this machine (127.0.0.1, ::1, localhost), or
 //! anywhere with `--plain-http`.
+//!
+//! A push or pull ends at its deadline, or as soon as a held-back SIGINT,
+//! SIGTERM or SIGHUP arrives ([`super::output::HeldSignals`]): its
+//! connections are dropped and the caller removes what it wrote before the
+//! signal ends aicr. A push sets the tag last (the manifest), so an
+//! interrupted one leaves the tag as it was.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,6 +70,11 @@ pub enum Error {
         reference: String,
         timeout: Duration,
     },
+    #[error("{reference}: interrupted by {signal}")]
+    Interrupted {
+        reference: String,
+        signal: &'static str,
+    },
     #[error("{reference}: not an aicr bundle: {reason}")]
     NotBundle { reference: String, reason: String },
     #[error("{path}: {io}")]
@@ -78,6 +89,8 @@ impl Classify for Error {
             Error::Unauthorized { .. } => Class::Unauthorized,
             Error::Registry { class, .. } => *class,
             Error::Timeout { .. } => Class::Timeout,
+            // Reached only when the signal does not end aicr.
+            Error::Interrupted { .. } => Class::Internal,
             Error::Io { io, .. } => Class::of_io(io.kind()),
         }
     }
@@ -207,6 +220,58 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
+/// Test-only (debug builds): the deadline of a push or pull in
+/// milliseconds, so a test of a registry that never answers is quick.
+#[cfg(debug_assertions)]
+pub const TEST_TIMEOUT_ENV: &str = "AICR_TEST_OCI_TIMEOUT_MS";
+
+/// `timeout`, or in a debug build the test override.
+fn deadline(timeout: Duration) -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var(TEST_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    timeout
+}
+
+/// Runs `work` until its deadline or until a held-back signal arrives
+/// (SIGINT, SIGTERM, SIGHUP: see [`super::output::HeldSignals`]), whichever
+/// comes first; either drops it, closing its connections.
+fn bounded<T>(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    timeout: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    use futures_util::future::{select, Either};
+    let timeout = deadline(timeout);
+    let signalled = async {
+        loop {
+            if let Some(s) = super::output::pending_signal() {
+                return super::output::signal_name(s);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    rt.block_on(async {
+        let work = std::pin::pin!(tokio::time::timeout(timeout, work));
+        match select(work, std::pin::pin!(signalled)).await {
+            Either::Left((Ok(done), _)) => Ok(done),
+            Either::Left((Err(_), _)) => Err(Error::Timeout {
+                reference: target.shown.clone(),
+                timeout,
+            }),
+            Either::Right((signal, _)) => Err(Error::Interrupted {
+                reference: target.shown.clone(),
+                signal,
+            }),
+        }
+    })
+}
+
 /// Pushes `files` (a whole bundle, `checksums.txt` included) to `target`;
 /// returns the manifest's digest.
 pub fn push(
@@ -260,26 +325,21 @@ pub fn push(
     manifest.artifact_type = Some(ARTIFACT_TYPE.to_string());
     let client = target.client()?;
     let rt = runtime()?;
-    let pushed = rt.block_on(async {
-        tokio::time::timeout(
-            timeout,
-            client.push(
-                &target.reference,
-                &layers,
-                config,
-                &creds.auth,
-                Some(manifest),
-            ),
-        )
-        .await
-    });
+    let pushed = bounded(
+        &rt,
+        target,
+        timeout,
+        client.push(
+            &target.reference,
+            &layers,
+            config,
+            &creds.auth,
+            Some(manifest),
+        ),
+    )?;
     match pushed {
-        Err(_) => Err(Error::Timeout {
-            reference: target.shown.clone(),
-            timeout,
-        }),
-        Ok(Err(e)) => Err(target.error(e, &creds.source)),
-        Ok(Ok(resp)) => Ok(resp
+        Err(e) => Err(target.error(e, &creds.source)),
+        Ok(resp) => Ok(resp
             .manifest_url
             .rsplit('/')
             .next()
@@ -378,13 +438,7 @@ pub fn pull(
             tampered,
         })
     };
-    match rt.block_on(async { tokio::time::timeout(timeout, work).await }) {
-        Err(_) => Err(Error::Timeout {
-            reference: target.shown.clone(),
-            timeout,
-        }),
-        Ok(r) => r,
-    }
+    bounded(&rt, target, timeout, work)?
 }
 
 /// A layer title that is a plain relative path inside the bundle.

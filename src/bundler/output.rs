@@ -21,7 +21,8 @@
 //! Runs on one destination are serialised by an advisory lock (`flock`) on
 //! the parent directory. SIGINT, SIGTERM and SIGHUP are held back while the
 //! directory is written and swapped, and acted on once it is consistent
-//! again; what a SIGKILL or a power loss leaves (a `.NAME.aicr-*` directory
+//! again (commands that run helm or reach a registry hold them from their
+//! start, and their waits stop early at one: [`pending_signal`]); what a SIGKILL or a power loss leaves (a `.NAME.aicr-*` directory
 //! beside the destination) is recovered by the next run: carried entries are
 //! moved back, the rest removed.
 //!
@@ -269,6 +270,12 @@ impl Target {
         loop {
             match rfs::flock(&self.parent, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return Ok(()),
+                // A command holding signals back stops waiting at one.
+                Err(Errno::WOULDBLOCK) if pending_signal().is_some() => {
+                    return Err(Error::Interrupted {
+                        path: self.shown.clone(),
+                    })
+                }
                 Err(Errno::WOULDBLOCK) if start.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -1172,7 +1179,51 @@ pub struct HeldSignals {
     held: libc::sigset_t,
 }
 
+/// The signals [`HeldSignals`] holds back.
+const HELD: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The held-back signal (SIGINT, SIGTERM or SIGHUP) that has arrived, if
+/// any. Any thread may ask: a signal sent to the process while every thread
+/// holds it back stays pending for the process. Long waits (a child
+/// process, a registry) poll this to stop early; without a [`HeldSignals`]
+/// these signals are never pending (they end the process at once).
+pub fn pending_signal() -> Option<libc::c_int> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before
+    // use; sigpending writes the set it is given.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigpending(&mut set);
+        HELD.iter()
+            .copied()
+            .find(|s| libc::sigismember(&set, *s) == 1)
+    }
+}
+
+/// The name of a held-back signal, for messages.
+pub fn signal_name(signal: libc::c_int) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
 impl HeldSignals {
+    /// Ends the hold; when a signal arrived meanwhile, first calls `say`
+    /// with its name (to report what the run left), then lets it take its
+    /// default action: the process ends by that signal (a shell shows 130
+    /// for SIGINT), as if it had not been held.
+    pub fn release(self, say: impl FnOnce(&'static str)) {
+        if self.pending() {
+            if let Some(s) = pending_signal() {
+                say(signal_name(s));
+            }
+        }
+        drop(self);
+    }
+
     pub fn hold() -> HeldSignals {
         // SAFETY: sigset_t is plain data, initialised by sigemptyset before
         // use; pthread_sigmask only reads `held` and writes `old`.

@@ -345,7 +345,37 @@ pub fn run(args: BundleArgs, sources: &super::config::Sources) -> Result<ExitSta
         }
         return verify::check(dir, VerifyFormat::Text);
     }
-    let settings = Settings::resolve(&args, sources)?;
+    // Held from the start, before any thread exists, so every thread the
+    // run starts holds them too: helm and the registry client stop at the
+    // next poll, temporary files go, and only then does the signal end
+    // aicr (see `HeldSignals::release`).
+    let signals = output::HeldSignals::hold();
+    let shown = args.output.display().to_string();
+    let result = make(&args, sources);
+    signals.release(|signal| match &result {
+        Ok(_) => tracing::error!("interrupted by {signal} after the bundle was written to {shown}"),
+        Err(_) => {
+            let kept = if shown.starts_with("oci://") {
+                "its tag is unchanged"
+            } else {
+                "a bundle already there is unchanged"
+            };
+            let helm = if args.vendor_charts {
+                "; the helm pulls were stopped and their temporary files removed"
+            } else {
+                ""
+            };
+            tracing::error!(
+                "interrupted by {signal}: stopped before {shown} was written ({kept}){helm}"
+            )
+        }
+    });
+    result
+}
+
+/// `bundle` itself, with the signals held.
+fn make(args: &BundleArgs, sources: &super::config::Sources) -> Result<ExitStatus> {
+    let settings = Settings::resolve(args, sources)?;
     let store = &settings.store;
     let recipe = match &settings.source {
         RecipeSource::File(path, cluster) => read_recipe(path, cluster)?,

@@ -89,7 +89,22 @@ enum Input {
     Bundle(PathBuf),
 }
 
+/// `mirror list` with SIGINT, SIGTERM and SIGHUP held back: a signal stops
+/// the helm run under way, its temporary values file goes, and only then
+/// does the signal end aicr.
 fn list(args: ListArgs) -> Result<ExitStatus> {
+    let signals = crate::bundler::output::HeldSignals::hold();
+    let result = list_held(args);
+    signals.release(|signal| match &result {
+        Ok(_) => tracing::error!("interrupted by {signal} after the list was written"),
+        Err(_) => tracing::error!(
+            "interrupted by {signal}: helm was stopped, its temporary files removed, and nothing was written"
+        ),
+    });
+    result
+}
+
+fn list_held(args: ListArgs) -> Result<ExitStatus> {
     // Settings first: every flag checked before helm runs.
     let output = Output::parse(args.output.as_deref());
     if let Output::ConfigMap(_) = output {

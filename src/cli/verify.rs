@@ -46,9 +46,24 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs) -> Result<ExitStatus> {
     let text = args.dir.to_string_lossy();
     if text.starts_with("oci://") {
-        let target = oci::Target::parse(&text, args.plain_http, false)?;
-        let creds = oci::credentials(target.reference.registry(), args.registry_auth.as_deref())?;
-        return check_oci(&target, &creds, args.format);
+        // Held back (from before any thread or helper starts) while the
+        // bundle is pulled into a temporary directory, which goes before a
+        // signal ends aicr.
+        let signals = crate::bundler::output::HeldSignals::hold();
+        let result = oci::Target::parse(&text, args.plain_http, false).and_then(|target| {
+            let creds =
+                oci::credentials(target.reference.registry(), args.registry_auth.as_deref())?;
+            Ok((target, creds))
+        });
+        let result = result
+            .map_err(crate::error::Error::from)
+            .and_then(|(target, creds)| check_oci(&target, &creds, args.format));
+        signals.release(|signal| {
+            tracing::error!(
+                "interrupted by {signal}: stopped pulling {text}; its temporary copy was removed"
+            )
+        });
+        return result;
     }
     if args.registry_auth.is_some() || args.plain_http {
         return Err(crate::error::UsageError(

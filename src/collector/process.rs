@@ -5,6 +5,10 @@
 //! killed and reaped. A guard kills the group when the caller goes away
 //! early, [`kill_all`] kills whatever is still running when the collectors'
 //! deadline passes, and on Linux the child is also killed when aicr dies.
+//! While a command holds SIGINT, SIGTERM and SIGHUP back
+//! ([`crate::bundler::output::HeldSignals`]), a wait also ends when one of
+//! them arrives: the group is killed and reaped, and the caller cleans up
+//! before the signal ends aicr.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -18,6 +22,8 @@ use std::time::{Duration, Instant};
 pub const MAX_STDOUT: usize = 16 << 20;
 /// How much of a program's stderr is kept for an error message.
 pub const STDERR_KEPT: usize = 2048;
+/// How often a wait looks for a held-back signal.
+const SIGNAL_POLL: Duration = Duration::from_millis(25);
 
 /// Process groups of the programs running now.
 static RUNNING: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
@@ -99,6 +105,7 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<String, S
             args.join(" "),
             super::redact::text(stderr.head.trim())
         )),
+        Err(Failure::Interrupted(signal)) => Err(format!("{shown}: interrupted by {signal}")),
         Err(Failure::Other(e)) => Err(e),
     }
 }
@@ -137,6 +144,9 @@ pub enum Failure {
         stdout: Vec<u8>,
         stderr: Stderr,
     },
+    /// A held-back signal arrived (its name): the group was killed and
+    /// reaped.
+    Interrupted(&'static str),
     /// Anything else (a thread that cannot start, a failed wait).
     Other(String),
 }
@@ -149,11 +159,23 @@ pub fn run_with(
     input: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Output, Failure> {
+    run_env(program, args, input, timeout, &[])
+}
+
+/// [`run_with`], with `env` added to the program's environment.
+pub fn run_env(
+    program: &Path,
+    args: &[&str],
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+    env: &[(&str, &Path)],
+) -> Result<Output, Failure> {
     let started = Instant::now();
     let deadline = started.checked_add(timeout).unwrap_or(started);
     let shown = program.display();
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -243,13 +265,20 @@ pub fn run_with(
     let (mut stdout, mut stderr) = (None, Stderr::default());
     let mut overflow = false;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(s) = crate::bundler::output::pending_signal() {
+            return Err(Failure::Interrupted(crate::bundler::output::signal_name(s)));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Failure::Timeout);
+        }
+        let left = deadline.saturating_duration_since(now).min(SIGNAL_POLL);
         match rx.recv_timeout(left) {
             Ok(Stream::Out(Ok(out))) => stdout = Some(out),
             Ok(Stream::Out(Err(Overflow))) => overflow = true,
             Ok(Stream::Err(e)) => stderr = e,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Err(Failure::Timeout),
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
         }
         if overflow {
             return Err(Failure::Overflow);
@@ -259,6 +288,10 @@ pub fn run_with(
         match guard.child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => return Err(Failure::Timeout),
+            Ok(None) if crate::bundler::output::pending_signal().is_some() => {
+                let s = crate::bundler::output::pending_signal().unwrap_or(libc::SIGINT);
+                return Err(Failure::Interrupted(crate::bundler::output::signal_name(s)));
+            }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => return Err(Failure::Other(format!("waiting for {shown}: {e}"))),
         }
@@ -316,6 +349,78 @@ mod tests {
         let t = Instant::now();
         assert_eq!(run_retrying(&p, Duration::from_secs(20)).unwrap(), "done\n");
         assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_held_signal_stops_the_wait_and_kills_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let (_d, p) = script(&format!(
+            "sleep 30 &\necho $! > '{}'\nwait",
+            pidfile.display()
+        ));
+        let held = crate::bundler::output::HeldSignals::hold();
+        // Sent to this thread only, once the script has started its child,
+        // so no other test sees it.
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() } as usize;
+        let watch = pidfile.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                if std::fs::read_to_string(&watch).is_ok_and(|s| s.ends_with('\n')) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // SAFETY: the test thread lives until it has taken the signal.
+            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGHUP) };
+        });
+        let t = Instant::now();
+        let mut got = run_with(&p, &[], None, Duration::from_secs(20));
+        for _ in 0..40 {
+            match &got {
+                Err(Failure::Spawn(e)) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    got = run_with(&p, &[], None, Duration::from_secs(20));
+                }
+                _ => break,
+            }
+        }
+        // Taken, so that ending the hold does not deliver it.
+        // SAFETY: sigset_t initialised by sigemptyset; sigtimedwait takes
+        // the pending SIGHUP of this thread.
+        let taken = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero)
+        };
+        drop(held);
+        assert_eq!(taken, libc::SIGHUP);
+        assert!(
+            matches!(got, Err(Failure::Interrupted("SIGHUP"))),
+            "{got:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10));
+        // The script's own child went with its group (if it had started).
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let gone = (0..100).any(|_| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let dead = stat.is_empty() || stat.contains(") Z ");
+                if !dead {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                dead
+            });
+            assert!(gone, "sleep {pid} outlived the signal");
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Running `helm` for the air-gap work: `helm template` to render a chart
 //! with a bundle's values, `helm pull` to vendor it. Every run has a
 //! deadline; the child runs in its own process group, is killed at the
-//! deadline and always reaped (through [`crate::collector::process::run`]).
-//! Its output is capped. Errors carry their class: a helm that is missing is
+//! deadline or when a held-back signal arrives, and always reaped (through
+//! [`crate::collector::process::run_with`]).
+//! Its output is capped. Helm's own temporary files (`helm pull --untar`
+//! unpacks in `$TMPDIR/helm-*`, which a killed helm leaves behind) go into
+//! a directory the caller gives, inside its own temporary directory, so
+//! they are removed with it on every path. Errors carry their class: a helm that is missing is
 //! unavailable (exit 6), one that runs past its deadline a timeout (exit 5).
 //! When helm fails, its stderr says why ([`classify`]): a chart that fails
 //! to render with the bundle's values is invalid input (exit 2), a chart or
@@ -41,6 +45,8 @@ pub enum Error {
     },
     #[error("{what}: {reason}")]
     Output { what: String, reason: String },
+    #[error("{what}: interrupted by {signal}; helm was stopped")]
+    Interrupted { what: String, signal: &'static str },
 }
 
 impl Classify for Error {
@@ -50,6 +56,8 @@ impl Classify for Error {
             Error::Failed { class, .. } => *class,
             Error::Timeout { .. } => Class::Timeout,
             Error::Output { .. } => Class::InvalidInput,
+            // Reached only when the signal does not end aicr.
+            Error::Interrupted { .. } => Class::Internal,
         }
     }
 }
@@ -137,13 +145,20 @@ impl Helm {
         Ok(Helm { program, timeout })
     }
 
-    fn run(&self, what: &str, args: &[&str]) -> Result<String, Error> {
+    /// Runs helm with `tmp` (an empty directory) as its TMPDIR.
+    fn run(&self, what: &str, args: &[&str], tmp: &Path) -> Result<String, Error> {
         let failed = |class, reason| Error::Failed {
             what: what.to_string(),
             class,
             reason,
         };
-        match process::run_with(&self.program, args, None, self.timeout) {
+        let tmp_dir = tmp.join("tmp");
+        std::fs::create_dir(&tmp_dir).map_err(|e| Error::Output {
+            what: what.to_string(),
+            reason: format!("cannot create {}: {e}", tmp_dir.display()),
+        })?;
+        let env = [("TMPDIR", tmp_dir.as_path())];
+        match process::run_env(&self.program, args, None, self.timeout, &env) {
             Ok(out) => String::from_utf8(out.stdout).map_err(|_| Error::Output {
                 what: what.to_string(),
                 reason: "helm printed text that is not UTF-8".into(),
@@ -170,11 +185,17 @@ impl Helm {
                     heading.map_or_else(|| format!("helm failed ({status})"), String::from);
                 Err(failed(class, format!("{heading}: {said}")))
             }
+            Err(Failure::Interrupted(signal)) => Err(Error::Interrupted {
+                what: what.to_string(),
+                signal,
+            }),
             Err(Failure::Other(reason)) => Err(failed(Class::Internal, reason)),
         }
     }
 
     /// `helm template`: the chart rendered with `values_file`, as YAML text.
+    /// `work` is a temporary directory of the caller's (helm's TMPDIR goes
+    /// inside it).
     pub fn template(
         &self,
         release: &str,
@@ -182,6 +203,7 @@ impl Helm {
         source: &ChartSource,
         version: &str,
         values_file: &Path,
+        work: &Path,
     ) -> Result<String, Error> {
         let values = values_file.to_string_lossy();
         let chart = source.args();
@@ -192,20 +214,27 @@ impl Helm {
         }
         args.extend(["--namespace", namespace, "--values", &values]);
         args.extend(["--skip-tests", "--include-crds"]);
-        self.run(&format!("rendering the chart of {release}"), &args)
+        self.run(&format!("rendering the chart of {release}"), &args, work)
     }
 
-    /// `helm pull` into `dest` (an empty directory); `untar` unpacks it
+    /// `helm pull` into `work/chart`, `work` an empty temporary directory
+    /// of the caller's (helm's TMPDIR goes inside it); `untar` unpacks it
     /// there. Returns the one entry helm wrote.
     pub fn pull(
         &self,
         component: &str,
         source: &ChartSource,
         version: &str,
-        dest: &Path,
+        work: &Path,
         untar: bool,
     ) -> Result<PathBuf, Error> {
         let what = format!("pulling the chart of {component}");
+        let dest = work.join("chart");
+        std::fs::create_dir(&dest).map_err(|e| Error::Output {
+            what: what.clone(),
+            reason: format!("cannot create {}: {e}", dest.display()),
+        })?;
+        let dest = dest.as_path();
         let dest_s = dest.to_string_lossy();
         if let ChartSource::Local(_) = source {
             return Err(Error::Output {
@@ -222,7 +251,7 @@ impl Helm {
         } else {
             args.extend(["--destination", &dest_s]);
         }
-        self.run(&what, &args)?;
+        self.run(&what, &args, work)?;
         let entries: Vec<PathBuf> = std::fs::read_dir(dest)
             .and_then(|d| d.map(|e| e.map(|e| e.path())).collect())
             .map_err(|e| Error::Output {

@@ -151,14 +151,28 @@ fn render(c: &Component, helm: &helm::Helm, vendored: Vendored) -> Result<Option
         component: c.name.clone(),
         io,
     };
-    let mut file = tempfile::Builder::new()
+    // The values file and helm's TMPDIR, removed together.
+    let work = tempfile::Builder::new()
         .prefix("aicr-values-")
-        .suffix(".yaml")
-        .tempfile()
+        .tempdir()
+        .map_err(temp)?;
+    let values = work.path().join("values.yaml");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&values)
         .map_err(temp)?;
     std::io::Write::write_all(&mut file, crate::bundler::values_yaml(c).as_bytes())
         .map_err(temp)?;
-    let text = helm.template(&c.name, &c.namespace, &source, &c.version, file.path())?;
+    drop(file);
+    let text = helm.template(
+        &c.name,
+        &c.namespace,
+        &source,
+        &c.version,
+        &values,
+        work.path(),
+    )?;
     Ok(Some(text))
 }
 

@@ -345,6 +345,12 @@ fn from_helper(name: &str, named: &str, registry: &str) -> Result<Credentials, E
                 detail: excerpt(&crate::collector::redact::text(&said.join(" "))).into_owned(),
             });
         }
+        Err(Failure::Interrupted(signal)) => {
+            return Err(Error::Helper {
+                program,
+                reason: format!("interrupted by {signal}"),
+            })
+        }
         Err(Failure::Other(reason)) => return Err(Error::Helper { program, reason }),
     };
     if out.stdout.len() > HELPER_OUTPUT_CAP {

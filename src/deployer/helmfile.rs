@@ -5,15 +5,15 @@
 //! the bundle's `values.yaml`. Manifests become hooks that run kubectl as
 //! `deploy.sh` does: files of built-in kinds only are applied before the
 //! chart (`presync`, after creating the namespace when missing), the others
-//! after it (`postsync`), and deleted after an uninstall; a component that is only manifests is a release of its
-//! `manifests/` directory as a local chart (helmfile turns a directory of
-//! plain manifests into a chart). An asynchronous component (registry
-//! readiness `async: true`) is installed without waiting, and `postsync`
-//! hooks await its declared readiness: each polls one check (the checks of
-//! `deploy.sh`'s `await`) in POSIX sh until the bundle's timeout, since
-//! its objects may not exist yet, and fails naming what it awaited. A chart vendored with
-//! `--vendor-charts` is a local chart (`./charts/<component>`) with no
-//! repository.
+//! after it (`postsync`), and deleted after an uninstall; a component that is
+//! only manifests is a release of its `manifests/` directory as a local chart
+//! (helmfile turns a directory of plain manifests into a chart). An
+//! asynchronous component (registry readiness `async: true`) is installed
+//! without waiting, and `postsync` hooks await its declared readiness: each
+//! polls one check (the checks of `deploy.sh`'s `await`) in POSIX sh until
+//! the bundle's timeout, since its objects may not exist yet, and fails
+//! naming what it awaited. A chart vendored with `--vendor-charts` is a local
+//! chart (`./charts/<component>`) with no repository.
 
 use serde_json::{json, Value};
 

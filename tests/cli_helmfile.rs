@@ -611,6 +611,40 @@ fn finish(child: std::process::Child) -> (i32, String, String) {
     )
 }
 
+/// A Deployment (no replicas) and a DaemonSet labelled `app=ho-agent`, with
+/// no status: the cluster runs no workload controllers, so they are not
+/// rolled out until the test writes their status.
+fn workloads_yaml() -> String {
+    let spec = |app: &str| {
+        format!(
+            "  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata: {{labels: {{app: {app}}}}}
+    spec:
+      containers: [{{name: c, image: example.com/none:1}}]
+      nodeSelector: {{aicr-test: none}}
+"
+        )
+    };
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: ho-operator}}
+spec:
+  replicas: 0
+{}---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: ho-agent
+  labels: {{app: ho-agent}}
+spec:
+{}",
+        spec("ho-operator"),
+        spec("ho-agent")
+    )
+}
+
 /// Deletes the test's CRDs however the test ends.
 struct Crds(common::cluster::Cluster, Vec<String>);
 
@@ -646,12 +680,13 @@ spec:
     )
 }
 
-/// The readiness hooks poll: a CRD created 3 s after its hook starts is
-/// awaited and passes, as is a ConfigMap whose field reads wrong first and
-/// right later; a CRD never created fails its hook at the deadline with a
+/// The readiness hooks poll: one of each kind (a Deployment by name,
+/// DaemonSets by selector, a CRD, a ConfigMap's field) started before its
+/// object exists, which appears 3 s later not ready yet (no status, a wrong
+/// value) and is made ready 3 s after that: each hook waits through both
+/// and passes. A CRD never created fails its hook at the deadline with a
 /// message naming it and what the hook last read. (`kubectl wait` and
-/// `kubectl rollout status` would have failed at once on the missing
-/// objects.)
+/// `kubectl rollout status` fail at once on a missing object.)
 #[test]
 #[ignore = "needs the test cluster (.ci/kube)"]
 fn readiness_hooks_wait_for_late_objects_and_fail_at_their_deadline() {
@@ -680,35 +715,40 @@ fn readiness_hooks_wait_for_late_objects_and_fail_at_their_deadline() {
         let doc = parse_yaml(&std::fs::read_to_string(dir.join("helmfile.yaml")).unwrap());
         doc["releases"][1]["hooks"].as_array().unwrap().clone()
     };
-    let (crd_hook, field_hook) = {
-        let h = hooks(&b);
-        (h[2].clone(), h[3].clone())
-    };
+    // rollout (a Deployment), rollout-selector (DaemonSets), crd, field.
+    let h = hooks(&b);
     let never_hook = hooks(&b_never)[2].clone();
-    assert_eq!(crd_hook["args"][4], late.as_str());
+    assert_eq!(h[0]["args"][5], "ho-operator");
+    assert_eq!(h[1]["args"][5], "app=ho-agent");
+    assert_eq!(h[2]["args"][4], late.as_str());
+    assert_eq!(h[3]["args"][5], "ho-state");
     assert_eq!(never_hook["args"][4], never.as_str());
-    assert_eq!(field_hook["args"][5], "ho-state");
 
-    // The CRD and the ConfigMap appear 3 s after their hooks start.
+    // Nothing exists when the hooks start; the objects appear 3 s later,
+    // not ready yet (no status, a wrong value), and are made ready 3 s
+    // after that.
     let t0 = Instant::now();
-    let mut crd_run = run_hook(&c, &b, &crd_hook, 60);
-    let mut field_run = run_hook(&c, &b, &field_hook, 60);
+    let mut runs: Vec<_> = h[..4].iter().map(|k| run_hook(&c, &b, k, 60)).collect();
     let never_run = run_hook(&c, &b_never, &never_hook, 6);
+    let still_waiting = |runs: &mut Vec<std::process::Child>, when: &str| {
+        for (i, r) in runs.iter_mut().enumerate() {
+            if let Some(status) = r.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(r.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("hook {i} ended {when} ({status}): {err}");
+            }
+        }
+    };
     std::thread::sleep(Duration::from_secs(3));
-    // Still waiting (kubectl wait would have failed by now).
-    assert!(
-        crd_run.try_wait().unwrap().is_none(),
-        "the CRD hook ended early: {:?}",
-        finish(crd_run)
-    );
-    assert!(
-        field_run.try_wait().unwrap().is_none(),
-        "the field hook ended early: {:?}",
-        finish(field_run)
-    );
+    // (kubectl wait and rollout status would have failed by now)
+    still_waiting(&mut runs, "before its object existed");
     c.kubectl(
         &["apply", "-f", "-"],
         Some(&crd_yaml(&group, "lates", "Late")),
+    );
+    c.kubectl(
+        &["apply", "-n", &ns.name, "-f", "-"],
+        Some(&workloads_yaml()),
     );
     c.kubectl(
         &[
@@ -722,12 +762,35 @@ fn readiness_hooks_wait_for_late_objects_and_fail_at_their_deadline() {
         None,
     );
     std::thread::sleep(Duration::from_secs(3));
-    // The field still reads "starting": the hook still waits.
-    assert!(
-        field_run.try_wait().unwrap().is_none(),
-        "the field hook passed on a wrong value: {:?}",
-        finish(field_run)
-    );
+    let crd = runs.remove(2);
+    still_waiting(&mut runs, "before its object was ready");
+    for (kind, name, status) in [
+        (
+            "deployment",
+            "ho-operator",
+            r#"{"status":{"observedGeneration":1}}"#,
+        ),
+        (
+            "daemonset",
+            "ho-agent",
+            r#"{"status":{"observedGeneration":1,"currentNumberScheduled":0,"desiredNumberScheduled":0,"numberMisscheduled":0,"numberReady":0}}"#,
+        ),
+    ] {
+        c.kubectl(
+            &[
+                "patch",
+                kind,
+                name,
+                "-n",
+                &ns.name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status,
+            ],
+            None,
+        );
+    }
     c.kubectl(
         &[
             "patch",
@@ -741,23 +804,32 @@ fn readiness_hooks_wait_for_late_objects_and_fail_at_their_deadline() {
         None,
     );
 
-    let (code, out, err) = finish(crd_run);
+    let (code, out, err) = finish(crd);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         out,
         format!("ho: await CRD {late} Established: ready\n"),
         "{err}"
     );
-    let (code, out, err) = finish(field_run);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(
-        out,
+    let want = [
+        format!(
+            "ho: await deployment/ho-operator in {} rolled out: ready\n",
+            ns.name
+        ),
+        format!(
+            "ho: await every daemonset matching app=ho-agent in {} rolled out: ready\n",
+            ns.name
+        ),
         format!(
             "ho: await configmaps/ho-state in {} {{.data.state}} = ready: ready\n",
             ns.name
         ),
-        "{err}"
-    );
+    ];
+    for (run, want) in runs.into_iter().zip(want) {
+        let (code, out, err) = finish(run);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(out, want, "{err}");
+    }
     let (code, out, err) = finish(never_run);
     let took = t0.elapsed();
     assert_eq!(code, 1, "{out}\n{err}");

@@ -988,6 +988,18 @@ fn best_effort_goes_on_past_a_broken_chart_and_names_it() {
         },
         gadget("slow", true, "state: pending\n"),
         gadget("g2", false, "state: ready\n"),
+        // Its readiness selector matches nothing: kubectl rollout status
+        // -l exits 0 then, so deploy.sh must see that nothing is there.
+        Comp {
+            name: "ghost",
+            chart: "gadget",
+            oci: false,
+            version: "0.2.0",
+            namespace: ns.clone(),
+            deps: &[],
+            readiness: "      async: true\n      workloads:\n        - {kind: Deployment, selector: app=ghost-matches-nothing}".into(),
+            values: "state: ready\n",
+        },
     ];
     let b = w.bundle("b", &comps, &[]);
 
@@ -998,6 +1010,7 @@ fn best_effort_goes_on_past_a_broken_chart_and_names_it() {
     assert_eq!(result_of(&out, "bad"), "FAILED");
     assert_eq!(result_of(&out, "slow"), "not run");
     assert_eq!(result_of(&out, "g2"), "not run");
+    assert_eq!(result_of(&out, "ghost"), "not run");
     assert!(err.contains("this chart is broken on purpose"), "{err}");
     assert!(err.contains("error: failed: bad (after "), "{err}");
 
@@ -1018,12 +1031,17 @@ fn best_effort_goes_on_past_a_broken_chart_and_names_it() {
         "{out}"
     );
     assert!(out.contains(&format!("] slow: await configmaps/slow-config in {ns} {{.data.state}} = ready FAILED: not after 15s (last seen: pending)")), "{out}");
-    assert!(err.contains("error: failed: bad slow (after "), "{err}");
+    assert_eq!(result_of(&out, "ghost"), "FAILED");
+    assert!(out.contains(&format!("] ghost: await every deployment matching app=ghost-matches-nothing in {ns} rolled out FAILED: not after 15s (last seen: nothing)")), "{out}");
+    assert!(
+        err.contains("error: failed: bad slow ghost (after "),
+        "{err}"
+    );
     assert_eq!(w.revision("g2", &ns), Some(1));
 
     let (code, out, err) = w.script(&b, "undeploy.sh", &["--timeout", "120"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    for c in ["g1", "bad", "slow", "g2"] {
+    for c in ["g1", "bad", "slow", "g2", "ghost"] {
         assert_eq!(result_of(&out, c), "removed", "{out}");
     }
     assert!(

@@ -228,7 +228,11 @@ pub fn prepare(
     recipe: &RecipeResult,
     opts: &Options,
 ) -> Result<Prepared, Error> {
-    let registry = store.registry()?;
+    let registry = if opts.registry_mirror.is_some() {
+        store.registry_with_images()?
+    } else {
+        store.registry()?
+    };
     check_refs(&registry, recipe)?;
     let routed = route_sets(&registry, recipe, &opts.sets)?;
     let (refs, mut warnings) = enabled_refs(recipe, &routed.switches)?;

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::registry::{Registry, RegistryDoc, REGISTRY_KIND};
+use super::registry::{ImageValues, Registry, RegistryDoc, REGISTRY_KIND};
 use super::Error;
 use crate::serializer;
 
@@ -160,10 +160,37 @@ impl DataStore {
         format!("embedded:{rel}")
     }
 
-    /// The component registry: embedded, merged by name with the external one.
+    /// The component registry: embedded, merged by name with the external
+    /// one. The embedded components come without their `images` (build.rs
+    /// keeps those apart; see [`DataStore::registry_with_images`]); the
+    /// external ones have theirs, checked as they are read.
     pub fn registry(&self) -> Result<Registry, Error> {
+        self.registry_of(false)
+    }
+
+    /// The component registry with the embedded components' `images` too,
+    /// for `bundle --registry-mirror`, the one reader of them.
+    pub fn registry_with_images(&self) -> Result<Registry, Error> {
+        self.registry_of(true)
+    }
+
+    fn registry_of(&self, with_images: bool) -> Result<Registry, Error> {
         let mut reg = Registry::default();
-        reg.merge(DataStore::embedded().typed_registry()?.components);
+        let mut embedded = DataStore::embedded().typed_registry()?.components;
+        if with_images {
+            let mut images: BTreeMap<String, ImageValues> =
+                serde_json::from_str(documents::REGISTRY_IMAGES).map_err(|e| {
+                    serializer::Error::Shape {
+                        path: "embedded:registry.yaml".into(),
+                        expected: REGISTRY_KIND,
+                        detail: format!("images: {e}"),
+                    }
+                })?;
+            for c in &mut embedded {
+                c.images = images.remove(&c.name);
+            }
+        }
+        reg.merge(embedded);
         if self.external.is_some() {
             reg.merge(self.typed_registry()?.components);
         }
@@ -275,6 +302,30 @@ pub fn normalise(rel: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded registry's image data is read only when asked for, and
+    /// then every entry of it parses and lands on its component.
+    #[test]
+    fn embedded_images_are_read_only_for_the_mirror() {
+        let store = DataStore::embedded();
+        let plain = store.registry().unwrap();
+        assert!(plain.components.iter().all(|c| c.images.is_none()));
+        assert!(!documents::DOCUMENTS
+            .iter()
+            .any(|(p, j)| *p == "registry.yaml" && j.contains("\"images\"")));
+        let full = store.registry_with_images().unwrap();
+        let names: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(documents::REGISTRY_IMAGES).unwrap();
+        assert!(names.len() >= 12, "{:?}", names.keys());
+        for name in names.keys() {
+            let c = full
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} is not in the registry"));
+            assert!(c.images.is_some(), "{name}");
+        }
+        let gpu = full.get("gpu-operator").unwrap().images.as_ref().unwrap();
+        assert!(gpu.repository_paths.len() > 20);
+    }
 
     #[test]
     fn normalise_judges_resolved_paths() {

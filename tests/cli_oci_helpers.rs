@@ -299,15 +299,10 @@ fn helpers_that_are_missing_hang_print_garbage_or_return_identity_tokens() {
         .trim()
         .parse()
         .unwrap();
-    let gone = (0..100).any(|_| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let dead = stat.is_empty() || stat.contains(") Z ");
-        if !dead {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        dead
-    });
-    assert!(gone, "the hung helper {pid} outlived the deadline");
+    assert!(
+        common::ended_soon(pid),
+        "the hung helper {pid} outlived the deadline"
+    );
 
     // Garbage, a missing field, an identity token: 2, never echoing what
     // the helper printed (it may hold the secret).

@@ -351,6 +351,19 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(10));
     }
 
+    /// Whether process `pid` has ended (gone, or a zombie) within two
+    /// seconds.
+    fn ended_soon(pid: i32) -> bool {
+        (0..100).any(|_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let dead = stat.is_empty() || stat.contains(") Z ");
+            if !dead {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            dead
+        })
+    }
+
     #[test]
     fn a_held_signal_stops_the_wait_and_kills_the_program() {
         let dir = tempfile::tempdir().unwrap();
@@ -411,15 +424,7 @@ mod tests {
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
         {
-            let gone = (0..100).any(|_| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let dead = stat.is_empty() || stat.contains(") Z ");
-                if !dead {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                dead
-            });
-            assert!(gone, "sleep {pid} outlived the signal");
+            assert!(ended_soon(pid), "sleep {pid} outlived the signal");
         }
     }
 
@@ -442,15 +447,7 @@ mod tests {
             .parse()
             .unwrap();
         // The grandchild is gone (reaped by init, or a zombie for a moment).
-        let gone = (0..100).any(|_| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let dead = stat.is_empty() || stat.contains(") Z ");
-            if !dead {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            dead
-        });
-        assert!(gone, "sleep {pid} outlived the deadline");
+        assert!(ended_soon(pid), "sleep {pid} outlived the deadline");
     }
 
     #[test]

@@ -112,3 +112,16 @@ pub fn settings() -> insta::Settings {
     s.set_prepend_module_to_snapshot(false);
     s
 }
+
+/// Whether process `pid` has ended (gone, or a zombie waiting for its
+/// parent) within two seconds, polled every 20 ms.
+pub fn ended_soon(pid: i32) -> bool {
+    (0..100).any(|_| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let dead = stat.is_empty() || stat.contains(") Z ");
+        if !dead {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        dead
+    })
+}

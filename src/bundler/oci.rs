@@ -222,16 +222,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// Test-only (debug builds): the deadline of a push or pull in
 /// milliseconds, so a test of a registry that never answers is quick.
-#[cfg(debug_assertions)]
 pub const TEST_TIMEOUT_ENV: &str = "AICR_TEST_OCI_TIMEOUT_MS";
 
-/// `timeout`, or in a debug build the test override.
-fn deadline(timeout: Duration) -> Duration {
+/// `timeout`, or in a debug build the milliseconds the test variable
+/// `env` gives (the push/pull and the credential helpers' deadlines).
+#[cfg_attr(not(debug_assertions), allow(unused_variables))]
+pub(crate) fn test_deadline(env: &str, timeout: Duration) -> Duration {
     #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var(TEST_TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(ms) = std::env::var(env).ok().and_then(|v| v.parse::<u64>().ok()) {
         return Duration::from_millis(ms);
     }
     timeout
@@ -247,7 +245,7 @@ fn bounded<T>(
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, Error> {
     use futures_util::future::{select, Either};
-    let timeout = deadline(timeout);
+    let timeout = test_deadline(TEST_TIMEOUT_ENV, timeout);
     let signalled = async {
         loop {
             if let Some(s) = super::output::pending_signal() {

@@ -27,7 +27,6 @@ const HELPER_OUTPUT_CAP: usize = 64 << 10;
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Test-only (debug builds): the credential helpers' deadline in
 /// milliseconds, so a test of a hung helper is quick.
-#[cfg(debug_assertions)]
 pub const TEST_HELPER_TIMEOUT_ENV: &str = "AICR_TEST_CRED_HELPER_TIMEOUT_MS";
 /// What a helper prints when it holds nothing for the server
 /// (docker-credential-helpers' `ErrCredentialsNotFound`).
@@ -251,18 +250,6 @@ fn from_file(file: &Value, path: &str, registry: &str) -> Result<Option<Credenti
     }))
 }
 
-/// The deadline of one helper run.
-fn helper_timeout() -> Duration {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var(TEST_HELPER_TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return Duration::from_millis(ms);
-    }
-    HELPER_TIMEOUT
-}
-
 /// What a helper prints for `get` (docker-credential-helpers'
 /// `Credentials`).
 #[derive(serde::Deserialize)]
@@ -282,7 +269,7 @@ fn from_helper(name: &str, named: &str, registry: &str) -> Result<Credentials, E
     } else {
         registry.to_string()
     };
-    let timeout = helper_timeout();
+    let timeout = super::test_deadline(TEST_HELPER_TIMEOUT_ENV, HELPER_TIMEOUT);
     let source = format!("{program} ({named})");
     let out = process::run_with(
         Path::new(&program),

@@ -1176,7 +1176,6 @@ fn recover_leftovers(t: &Target) {
 /// the directory is consistent again.
 pub struct HeldSignals {
     old: libc::sigset_t,
-    held: libc::sigset_t,
 }
 
 /// The signals [`HeldSignals`] holds back.
@@ -1216,10 +1215,8 @@ impl HeldSignals {
     /// default action: the process ends by that signal (a shell shows 130
     /// for SIGINT), as if it had not been held.
     pub fn release(self, say: impl FnOnce(&'static str)) {
-        if self.pending() {
-            if let Some(s) = pending_signal() {
-                say(signal_name(s));
-            }
+        if let Some(s) = pending_signal() {
+            say(signal_name(s));
         }
         drop(self);
     }
@@ -1231,25 +1228,17 @@ impl HeldSignals {
             let mut held: libc::sigset_t = std::mem::zeroed();
             let mut old: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut held);
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            for s in HELD {
                 libc::sigaddset(&mut held, s);
             }
             libc::pthread_sigmask(libc::SIG_BLOCK, &held, &mut old);
-            HeldSignals { old, held }
+            HeldSignals { old }
         }
     }
 
     /// Whether one of the held signals has arrived.
     pub fn pending(&self) -> bool {
-        // SAFETY: as above; sigpending writes the set it is given.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigpending(&mut set);
-            [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
-                .iter()
-                .any(|s| libc::sigismember(&set, *s) == 1 && libc::sigismember(&self.held, *s) == 1)
-        }
+        pending_signal().is_some()
     }
 }
 

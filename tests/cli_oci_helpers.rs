@@ -232,6 +232,64 @@ fn push_and_verify_through_credential_helpers() {
     );
 }
 
+/// An auth file that is a FIFO (nobody writing) or a device is refused at
+/// once, never waited on: a FIFO at ~/.docker/config.json hung every push.
+#[test]
+fn an_auth_file_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let h = Helpers::new();
+    let fifo = h.dir.path().join("auth-fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (file, what) in [
+        (fifo.as_path(), "a FIFO"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        for via_env in [false, true] {
+            let mut cmd = h.aicr();
+            cmd.args([
+                "bundle",
+                "-r",
+                &recipe(),
+                "-o",
+                "oci://127.0.0.1:1/aicr/bundle:v1",
+            ])
+            .timeout(std::time::Duration::from_secs(20));
+            if via_env {
+                cmd.env("REGISTRY_AUTH_FILE", file);
+            } else {
+                cmd.args(["--registry-auth", arg(file)]);
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(code(&out), 2, "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("{}: not a regular file ({what})", file.display())),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+    let out = h
+        .aicr()
+        .args([
+            "verify",
+            "oci://127.0.0.1:1/aicr/bundle:v1",
+            "--registry-auth",
+            arg(&fifo),
+        ])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a regular file (a FIFO)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn helpers_that_are_missing_hang_print_garbage_or_return_identity_tokens() {
     let h = Helpers::new();

@@ -385,19 +385,24 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("{what} (line {}, column {})", e.line(), e.column())
 }
 
+/// An auth file, at most `cap` bytes, through the reader of files named on
+/// the command line ([`crate::collector::rootfs::read_file`]): a FIFO or
+/// device is refused without blocking, a link is followed.
 fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(cap + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} KiB", cap >> 10),
-        ));
-    }
-    Ok(bytes)
+    use crate::collector::rootfs::{self, ReadError};
+    use std::io::ErrorKind;
+    rootfs::read_file(path, cap).map_err(|e| {
+        let (kind, text) = match e {
+            ReadError::NotFound => (ErrorKind::NotFound, e.to_string()),
+            ReadError::PermissionDenied => (ErrorKind::PermissionDenied, e.to_string()),
+            ReadError::TooLarge(_) => (
+                ErrorKind::InvalidData,
+                format!("larger than {} KiB", cap >> 10),
+            ),
+            other => (ErrorKind::InvalidData, other.to_string()),
+        };
+        std::io::Error::new(kind, text)
+    })
 }
 
 #[cfg(test)]

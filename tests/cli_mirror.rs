@@ -284,6 +284,41 @@ fn golden_recipe() -> String {
         .into_owned()
 }
 
+/// A helm that never finishes fails the run at one deadline: once a chart
+/// has timed out no further chart is rendered (each would wait its own
+/// --helm-timeout: 11 charts two at a time took 6 of them).
+#[test]
+fn a_hung_helm_stops_the_run_at_the_first_deadline() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("runs");
+    let slow = fake_helm(
+        work.path(),
+        &format!("echo run >> '{}'\nsleep 30", log.display()),
+    );
+    let out = common::run(&[
+        "mirror",
+        "list",
+        "-r",
+        &golden_recipe(),
+        "--helm",
+        slow.to_str().unwrap(),
+        "--helm-timeout",
+        "1",
+    ]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("helm did not finish within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    let runs = std::fs::read_to_string(&log).unwrap().lines().count();
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(
+        (1..=workers).contains(&runs),
+        "{runs} helm runs for {workers} workers: charts were rendered after the first deadline"
+    );
+}
+
 #[test]
 fn helm_missing_too_slow_or_failing_is_reported_with_its_class() {
     let work = tempfile::tempdir().unwrap();

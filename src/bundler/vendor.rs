@@ -9,7 +9,6 @@
 //! the deployers install from there.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::output::{File, Files, FILE_CAP};
 use super::{Component, Error, Source};
@@ -39,21 +38,11 @@ pub fn vendor(
     files: &mut Files,
 ) -> Result<(), Error> {
     // After the first failure (a deadline, a signal) no further pull
-    // starts: the run fails with the first error (skipped pulls are
-    // `None`) as soon as those under way end.
-    let failed = AtomicBool::new(false);
-    let pulled = super::parallel::map(components, |c| {
-        if failed.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
-        let got = pull(c, helm, unpack);
-        if got.is_err() {
-            failed.store(true, Ordering::SeqCst);
-        }
-        got
-    });
+    // starts: the run fails with the first error as soon as those under
+    // way end.
+    let pulled = super::parallel::try_map(components, |c| pull(c, helm, unpack))?;
     for (c, got) in components.iter_mut().zip(pulled) {
-        let Some((path, chart_files)) = got? else {
+        let Some((path, chart_files)) = got else {
             continue;
         };
         files.0.extend(chart_files);

@@ -91,9 +91,11 @@ pub fn inventory(
     vendored: Vendored,
 ) -> Result<Inventory, Error> {
     let mut inv = Inventory::default();
-    let rendered = crate::bundler::parallel::map(components, |c| render(c, helm, vendored));
+    // After the first failure (a deadline, a signal) no further chart is
+    // rendered.
+    let rendered = crate::bundler::parallel::try_map(components, |c| render(c, helm, vendored))?;
     for (c, text) in components.iter().zip(rendered) {
-        if let Some(text) = text? {
+        if let Some(text) = text {
             add_images(&mut inv, &c.name, &text, "the rendered chart")?;
         }
         for m in &c.manifests {
